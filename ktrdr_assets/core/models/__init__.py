@@ -1,0 +1,1 @@
+"""Model types: configs, builders, training and persistence for the four model assets."""

@@ -1,0 +1,112 @@
+"""Typed config of the four model types, the training analytics and the quality gates.
+
+Defaults are the regularized values of the design (note 002); every one is overridable from the
+strategy file's `models:`, `analytics:` and `gates:` sections.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CrossValidationConfig(_Strict):
+    folds: int = Field(5, ge=2, description="TimeSeriesSplit folds on the train set")
+    max_std: float = Field(0.05, gt=0, description="fold-accuracy std at or below this is 'stable'")
+
+
+class RandomForestConfig(_Strict):
+    n_estimators: int = Field(200, ge=1)
+    max_depth: int | None = Field(10, ge=1)
+    min_samples_split: int = Field(20, ge=2)
+    min_samples_leaf: int = Field(10, ge=1)
+    max_features: Literal["sqrt", "log2"] | float = "sqrt"
+    max_samples: float | None = Field(0.7, gt=0, le=1)
+    class_weight: Literal["balanced", "balanced_subsample"] | None = "balanced"
+    n_jobs: int = 2
+    cross_validation: CrossValidationConfig = CrossValidationConfig()
+
+
+class XGBoostConfig(_Strict):
+    n_estimators: int = Field(200, ge=1)
+    max_depth: int = Field(4, ge=1)
+    learning_rate: float = Field(0.1, gt=0)
+    subsample: float = Field(0.7, gt=0, le=1)
+    colsample_bytree: float = Field(0.7, gt=0, le=1)
+    min_child_weight: float = Field(5, ge=0)
+    reg_alpha: float = Field(0.2, ge=0)
+    reg_lambda: float = Field(2.0, ge=0)
+    early_stopping_rounds: int = Field(20, ge=1, description="on the validation set")
+    n_jobs: int = 2
+    cross_validation: CrossValidationConfig = CrossValidationConfig()
+
+
+class TorchTrainingConfig(_Strict):
+    """What the NN and LSTM share: optimizer, schedule, loss, early stopping, monitor limits."""
+
+    epochs: int = Field(100, ge=1)
+    batch_size: int = Field(64, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-3, ge=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    loss: Literal["weighted_ce", "focal"] = "weighted_ce"
+    focal_gamma: float = Field(2.0, ge=0)
+    grad_clip_norm: float = Field(1.0, gt=0)
+    patience: int = Field(15, ge=1, description="early stopping on validation loss")
+    lr_patience: int = Field(5, ge=1, description="ReduceLROnPlateau patience")
+    lr_factor: float = Field(0.5, gt=0, lt=1)
+    min_delta: float = Field(1e-4, ge=0, description="improvement below this does not count")
+    max_minutes: float = Field(10.0, gt=0, description="training monitor timeout")
+    mixed_precision: bool = Field(True, description="autocast on CUDA; ignored on CPU")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class NeuralNetworkConfig(TorchTrainingConfig):
+    hidden_layers: tuple[int, ...] = Field((256, 128, 64), min_length=1)
+    dropout: float = Field(0.4, ge=0, lt=1)
+    label_smoothing: float = Field(0.2, ge=0, lt=1)
+
+
+class LSTMConfig(TorchTrainingConfig):
+    hidden_size: int = Field(64, ge=1)
+    num_layers: int = Field(1, ge=1)
+    lookback: int = Field(10, ge=1, description="bars per input window")
+    dropout: float = Field(0.5, ge=0, lt=1)
+    batch_size: int = Field(16, ge=1)
+    learning_rate: float = Field(5e-4, gt=0)
+    patience: int = Field(15, ge=1)
+
+
+class ModelsConfig(_Strict):
+    random_forest: RandomForestConfig = RandomForestConfig()
+    xgboost: XGBoostConfig = XGBoostConfig()
+    neural_network: NeuralNetworkConfig = NeuralNetworkConfig()
+    lstm: LSTMConfig = LSTMConfig()
+    permutation_repeats: int = Field(5, ge=1, description="permutation feature importance repeats")
+    top_features: int = Field(10, ge=1)
+
+
+class AnalyticsConfig(_Strict):
+    enabled: bool = True
+    export_csv: bool = True
+    export_json: bool = True
+    export_alerts: bool = True
+    vanishing_gradient_norm: float = 0.01
+    exploding_gradient_norm: float = 10.0
+    overfitting_loss_gap: float = 0.3
+    plateau_epochs: int = 5
+    class_balance_min: float = 0.5
+    poor_accuracy: float = 0.4
+    poor_accuracy_after_epoch: int = 10
+
+
+class GatesConfig(_Strict):
+    max_gap: float = Field(0.20, gt=0, le=1, description="train accuracy - validation accuracy")
+    min_accuracy: float = Field(0.55, ge=0, le=1, description="test accuracy floor")
+    max_val_test_diff: float = Field(0.05, gt=0, le=1, description="|validation - test accuracy|")
+    gap_penalty: float = Field(0.5, ge=0, description="selection score = test accuracy - penalty x gap")
