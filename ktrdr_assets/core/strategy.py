@@ -33,6 +33,9 @@ class DataConfig(_Strict):
     adjust_with_adj_close: bool = Field(
         True, description="scale OHLC (and volume inversely) by Adj Close / Close when present"
     )
+    acknowledged_moves: tuple[str, ...] = Field(
+        (), description="dates (YYYY-MM-DD) of real one-bar moves over max_one_bar_move, e.g. a crash"
+    )
 
 
 # --------------------------------------------------------------------------- indicators
@@ -111,7 +114,9 @@ class FeatureConfig(_Strict):
     include_price_context: bool = True
     include_volume_context: bool = True
     lookback_periods: int = Field(3, ge=1, description="1 = no lags; n adds lags 1..n-1 of each fuzzy column")
-    price_change_periods: tuple[int, ...] = (1, 5)
+    price_change_periods: tuple[Annotated[int, Field(ge=1)], ...] = Field(
+        (1, 5), description="bars back for each price_change_{n}; >= 1 so no feature sees the future"
+    )
     volume_ma_period: int = Field(20, ge=2)
     price_ma_indicator: str | None = Field(
         "sma_20", description="indicator column for price_to_ma; None to skip"
@@ -213,10 +218,14 @@ def parse_strategy(raw: Any, source: str = "<strategy>") -> StrategyConfig:
         raise StrategyError(f"{source}: the strategy must be a YAML mapping, got {type(raw).__name__}")
     try:
         config = StrategyConfig.model_validate(raw)
-        for symbol in config.symbol_overrides:
-            config.for_symbol(symbol)
+        per_symbol = {symbol: config.for_symbol(symbol) for symbol in config.symbol_overrides}
     except ValidationError as err:
         raise StrategyError(_format_validation_error(err, source)) from None
+    from .indicators import check_strategy_references  # lazy: indicators imports this module
+
+    check_strategy_references(config, source)
+    for symbol, symbol_config in per_symbol.items():
+        check_strategy_references(symbol_config, f"{source} (symbol_overrides.{symbol})")
     return config
 
 

@@ -56,12 +56,19 @@ class TorchTrainingConfig(_Strict):
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     loss: Literal["weighted_ce", "focal"] = "weighted_ce"
     focal_gamma: float = Field(2.0, ge=0)
+    focal_class_weights: bool = Field(True, description="focal loss alpha = train inverse class frequency")
     grad_clip_norm: float = Field(1.0, gt=0)
     patience: int = Field(15, ge=1, description="early stopping on validation loss")
     lr_patience: int = Field(5, ge=1, description="ReduceLROnPlateau patience")
     lr_factor: float = Field(0.5, gt=0, lt=1)
     min_delta: float = Field(1e-4, ge=0, description="improvement below this does not count")
     max_minutes: float = Field(10.0, gt=0, description="training monitor timeout")
+    divergence_epochs: int = Field(10, ge=2, description="monitor: val loss rising this many epochs")
+    exploding_gradient_norm: float = Field(
+        10.0, gt=0, description="monitor: a batch's total gradient norm (before clipping) above this"
+    )
+    overfit_train_acc: float = Field(0.95, gt=0, le=1, description="monitor: severe overfitting when")
+    overfit_val_acc: float = Field(0.60, gt=0, le=1, description="... train acc above AND val acc below")
     mixed_precision: bool = Field(True, description="autocast on CUDA; ignored on CPU")
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
@@ -69,6 +76,7 @@ class TorchTrainingConfig(_Strict):
 class NeuralNetworkConfig(TorchTrainingConfig):
     hidden_layers: tuple[int, ...] = Field((256, 128, 64), min_length=1)
     dropout: float = Field(0.4, ge=0, lt=1)
+    batch_norm: bool = Field(False, description="BatchNorm1d after each hidden Linear")
     label_smoothing: float = Field(0.2, ge=0, lt=1)
 
 
@@ -96,6 +104,8 @@ class AnalyticsConfig(_Strict):
     export_csv: bool = True
     export_json: bool = True
     export_alerts: bool = True
+    batch_sampling_rate: int = Field(10, ge=1, description="per-layer gradient norms every n-th batch")
+    high_confidence: float = Field(0.8, gt=0, le=1, description="max class probability counted 'high'")
     vanishing_gradient_norm: float = 0.01
     exploding_gradient_norm: float = 10.0
     overfitting_loss_gap: float = 0.3

@@ -1,0 +1,233 @@
+"""The data half of the graph: bars -> indicators -> fuzzy memberships -> labels -> features ->
+splits -> augmented train set. Each asset loads config, calls one core function, attaches metadata.
+"""
+
+
+import dagster as dg
+import pandas as pd
+
+from ..core.augmentation import augment_train_set
+from ..core.bars import bar_stats, load_bars, load_sources_config, one_bar_moves
+from ..core.features import build_features
+from ..core.fuzzy import compute_memberships, fuzzy_coverage
+from ..core.indicators import compute_indicators
+from ..core.labels import label_distribution, make_labels
+from ..core.splits import TemporalSplits, temporal_split, verify_splits
+from ..core.warmup import required_bars
+from ..metadata import class_balance_md, date_range, json_value, preview
+from ..partitions import source_for, symbol_partitions
+from ..paths import sources_config_path
+from ..resources import StrategyResource
+
+_common = {"partitions_def": symbol_partitions, "group_name": "data"}
+
+
+def _spec(name: str, asset: str, description: str, blocking: bool = True) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(name, asset=asset, description=description, blocking=blocking)
+
+
+@dg.asset(
+    **_common,
+    check_specs=[
+        _spec("ohlcv_valid", "ohlcv", "Valid bars, no unexplained one-bar move over data.max_one_bar_move")
+    ],
+    description="Raw bar file -> UTC-indexed float open/high/low/close/volume, validated.",
+)
+def ohlcv(context: dg.AssetExecutionContext, strategy: StrategyResource):
+    symbol = context.partition_key
+    source = source_for(symbol)
+    config = strategy.for_symbol(symbol)
+    frame = load_bars(
+        source.path,
+        required_bars=required_bars(config),
+        adjust_with_adj_close=config.data.adjust_with_adj_close,
+        source=load_sources_config(sources_config_path()).get(source.path.name),
+    )
+    context.log.info(f"{symbol}: {len(frame)} bars loaded from {source.path.name}")
+    yield dg.Output(
+        frame,
+        metadata={
+            "source_file": source.path.name,
+            "timeframe": source.timeframe,
+            "stats": json_value(bar_stats(frame, source.timeframe)),
+            "rows": len(frame),
+            "preview": preview(frame),
+        },
+    )
+    moves = one_bar_moves(frame).dropna()
+    acknowledged = {pd.Timestamp(day).date() for day in config.data.acknowledged_moves}
+    limit = config.data.max_one_bar_move
+    big = moves[moves.abs() > limit]
+    unexplained = big[[ts.date() not in acknowledged for ts in big.index]]
+    yield dg.AssetCheckResult(
+        check_name="ohlcv_valid",
+        passed=bool(unexplained.empty),
+        metadata={
+            "threshold": limit,
+            "largest_move": float(moves.abs().max()) if len(moves) else 0.0,
+            "moves_over_threshold": len(big),
+            "acknowledged": json_value(sorted(config.data.acknowledged_moves)),
+            "unexplained": json_value({ts.isoformat(): round(float(v), 4) for ts, v in unexplained.items()}),
+        },
+    )
+
+
+@dg.asset(**_common, description="The strategy's TA-Lib and project indicators, one column per output.")
+def indicators(context: dg.AssetExecutionContext, strategy: StrategyResource, ohlcv: pd.DataFrame):
+    config = strategy.for_symbol(context.partition_key)
+    frame = compute_indicators(ohlcv, config.indicators)
+    return dg.Output(
+        frame,
+        metadata={"rows": len(frame), "columns": list(frame.columns), "preview": preview(frame.dropna())},
+    )
+
+
+@dg.asset(
+    **_common,
+    check_specs=[
+        _spec(
+            "fuzzy_sets_cover_indicators",
+            "fuzzy_memberships",
+            "Each indicator's fuzzy sets cover >= 95% of its bars (catches sets on the wrong scale)",
+            blocking=False,
+        )
+    ],
+    description="Fuzzy membership degree in [0, 1] of each indicator in each of its strategy sets.",
+)
+def fuzzy_memberships(context: dg.AssetExecutionContext, strategy: StrategyResource, indicators: pd.DataFrame):
+    config = strategy.for_symbol(context.partition_key)
+    frame = compute_memberships(indicators, config.fuzzy_sets)
+    coverage = fuzzy_coverage(indicators, config.fuzzy_sets)
+    yield dg.Output(
+        frame,
+        metadata={"rows": len(frame), "columns": list(frame.columns), "preview": preview(frame.dropna())},
+    )
+    poor = {name: round(share, 4) for name, share in coverage.items() if share < 0.95}
+    yield dg.AssetCheckResult(
+        check_name="fuzzy_sets_cover_indicators",
+        passed=not poor,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"coverage": json_value(coverage), "below_95_percent": json_value(poor)},
+    )
+
+
+@dg.asset(
+    **_common,
+    check_specs=[_spec("labels_not_single_class", "zigzag_labels", "Labels contain more than one class")],
+    description="BUY / HOLD / SELL per bar from future bars (ZigZag or triple barrier, per the strategy).",
+)
+def zigzag_labels(context: dg.AssetExecutionContext, strategy: StrategyResource, ohlcv: pd.DataFrame):
+    config = strategy.for_symbol(context.partition_key)
+    frame = make_labels(ohlcv, config.labels)
+    distribution = label_distribution(frame["label"])
+    yield dg.Output(
+        frame,
+        metadata={
+            "rows": len(frame),
+            "method": config.labels.method,
+            "lookahead": config.labels.lookahead,
+            "class_balance": class_balance_md(distribution),
+            "preview": preview(frame),
+        },
+    )
+    present = [name for name, v in distribution.items() if v["count"] > 0]
+    yield dg.AssetCheckResult(
+        check_name="labels_not_single_class",
+        passed=len(present) > 1,
+        metadata={"classes_present": json_value(present), "distribution": json_value(distribution)},
+    )
+
+
+@dg.asset(**_common, description="Fuzzy memberships + price/volume context + lags, with the label; no NaN.")
+def features(
+    context: dg.AssetExecutionContext,
+    strategy: StrategyResource,
+    ohlcv: pd.DataFrame,
+    indicators: pd.DataFrame,
+    fuzzy_memberships: pd.DataFrame,
+    zigzag_labels: pd.DataFrame,
+):
+    config = strategy.for_symbol(context.partition_key)
+    frame, names = build_features(ohlcv, indicators, fuzzy_memberships, zigzag_labels["label"], config.features)
+    return dg.Output(
+        frame,
+        metadata={
+            "rows": len(frame),
+            "dropped_incomplete_rows": len(zigzag_labels) - len(frame),
+            "feature_count": len(names),
+            "feature_names": json_value(names),
+            **{f"range_{k}": v for k, v in date_range(frame).items() if v},
+            "preview": preview(frame),
+        },
+    )
+
+
+@dg.asset(
+    **_common,
+    check_specs=[
+        _spec(
+            "splits_chronological_purged",
+            "temporal_splits",
+            "Train < validation < test in time, no overlap, purge gap >= label lookahead",
+        )
+    ],
+    description="Chronological train/validation/test with purge gaps; scalers fitted on train only.",
+)
+def temporal_splits(context: dg.AssetExecutionContext, strategy: StrategyResource, features: pd.DataFrame):
+    config = strategy.for_symbol(context.partition_key)
+    names = [c for c in features.columns if c != "label"]
+    result = temporal_split(features, names, config.splits, config.labels.lookahead)
+    summary = result.summary()
+    yield dg.Output(result, metadata={"summary": json_value(summary), **_split_metadata(summary)})
+    problems = verify_splits(result)
+    yield dg.AssetCheckResult(
+        check_name="splits_chronological_purged",
+        passed=not problems,
+        metadata={"problems": json_value(problems), "purge_bars": result.purge_bars},
+    )
+
+
+def _split_metadata(summary: dict) -> dict:
+    out = {}
+    for part in ("train", "validation", "test"):
+        info = summary.get(part, {})
+        out[f"{part}_rows"] = info.get("rows", 0)
+        out[f"{part}_range"] = f"{info.get('first')} → {info.get('last')}"
+    return out
+
+
+@dg.asset(
+    **_common,
+    check_specs=[
+        _spec(
+            "augmented_class_shares",
+            "augmented_train_set",
+            "Each class's share stays within the configured points of the original",
+            blocking=False,
+        )
+    ],
+    description="The train part, adaptively augmented when small (noise, time shift, dropout, SMOTE).",
+)
+def augmented_train_set(
+    context: dg.AssetExecutionContext, strategy: StrategyResource, temporal_splits: TemporalSplits
+):
+    config = strategy.for_symbol(context.partition_key)
+    result = augment_train_set(
+        temporal_splits.train, temporal_splits.feature_names, config.augmentation, config.seed
+    )
+    info = result.info
+    if not info.get("within_tolerance", True):
+        context.log.warning(f"augmentation shifted class shares by {info.get('max_share_shift')} points")
+    yield dg.Output(
+        result.frame,
+        metadata={"rows": len(result.frame), "augmentation": json_value(info), "preview": preview(result.frame)},
+    )
+    yield dg.AssetCheckResult(
+        check_name="augmented_class_shares",
+        passed=bool(info.get("within_tolerance", True)),
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "max_share_shift": info.get("max_share_shift"),
+            "tolerance": config.augmentation.distribution_tolerance,
+        },
+    )

@@ -1,0 +1,69 @@
+"""`ktrdr-run`: materialize the whole graph for one symbol in this process and say where results are.
+
+The run is recorded in the Dagster instance under DAGSTER_HOME (default: the project's dagster_home/),
+so it shows in `dagster dev` like a run launched from the UI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .paths import PROJECT_ROOT
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="ktrdr-run", description=__doc__.splitlines()[0])
+    parser.add_argument("--symbol", default="EURUSD", help="partition key (a file in data/raw/)")
+    parser.add_argument("--strategy", default=None, help="strategy YAML (default: the shipped one)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / "dagster_home"))
+
+    import dagster as dg
+
+    from .definitions import defs
+    from .jobs import SYMBOL_JOB
+    from .partitions import PartitionKeyError, discover_sources, validate_symbol
+
+    try:
+        validate_symbol(args.symbol)
+    except PartitionKeyError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.symbol not in discover_sources():
+        print(f"error: no raw bar file for {args.symbol!r}; known: {sorted(discover_sources())}", file=sys.stderr)
+        return 2
+    run_config = {}
+    if args.strategy:
+        run_config = {"resources": {"strategy": {"config": {"path": args.strategy}}}}
+    job = defs.resolve_job_def(SYMBOL_JOB)
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            partition_key=args.symbol, instance=instance, run_config=run_config, raise_on_error=False
+        )
+    _report(result)
+    return 0 if result.success else 1
+
+
+def _report(result) -> None:
+    print(f"\nrun {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}")
+    for event in result.get_asset_materialization_events():
+        mat = event.step_materialization_data.materialization
+        path = mat.metadata.get("path")
+        print(f"  materialized {mat.asset_key.to_user_string():<24} {path.value if path else ''}")
+    for event in result.get_asset_check_evaluations():
+        status = "passed" if event.passed else f"FAILED ({event.severity.value})"
+        print(f"  check {event.asset_key.to_user_string()}.{event.check_name:<32} {status}")
+    for event in result.all_events:
+        if event.is_step_failure:
+            print(f"  step failed: {event.step_key}: {event.event_specific_data.error.message.strip()}")
+    print(f"\nwarehouse: {PROJECT_ROOT / 'data' / 'warehouse'}\nDAGSTER_HOME: {os.environ['DAGSTER_HOME']}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

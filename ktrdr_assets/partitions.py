@@ -1,0 +1,79 @@
+"""Symbol partitions: one per raw bar file `data/raw/{SYMBOL}_{TIMEFRAME}.csv|.parquet`.
+
+Symbols are discovered when the definitions load, so dropping a new file into `data/raw/` makes a
+new partition without code changes. Partition keys are validated before any path is built from them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from .core.bars import BarsError, parse_raw_filename
+from .paths import raw_dir
+
+log = logging.getLogger(__name__)
+
+RAW_SUFFIXES = (".csv", ".parquet")
+_KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class PartitionKeyError(ValueError):
+    """A partition key that is not a symbol this platform can use."""
+
+
+@dataclass(frozen=True)
+class RawSource:
+    symbol: str
+    timeframe: str
+    path: Path
+
+
+def validate_symbol(key: str) -> str:
+    """Return `key` if it is a safe symbol (letters, digits, `._-`, no `..`), else raise."""
+    if not isinstance(key, str) or not _KEY_PATTERN.match(key) or ".." in key:
+        raise PartitionKeyError(
+            f"invalid partition key {key!r}: a symbol is 1-64 letters, digits or '._-' and never contains '..'"
+        )
+    return key
+
+
+def discover_sources(folder: Path | None = None) -> dict[str, RawSource]:
+    """Map symbol -> raw file for every well-named bar file in the raw folder (sorted, first wins)."""
+    folder = folder or raw_dir()
+    sources: dict[str, RawSource] = {}
+    if not folder.is_dir():
+        return sources
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in RAW_SUFFIXES or not path.is_file():
+            continue
+        try:
+            symbol, timeframe = parse_raw_filename(path.name)
+            validate_symbol(symbol)
+        except (BarsError, PartitionKeyError) as err:
+            log.warning("ignoring raw file %s: %s", path.name, err)
+            continue
+        if symbol in sources:
+            log.warning("ignoring raw file %s: symbol %s already comes from %s", path.name, symbol,
+                        sources[symbol].path.name)
+            continue
+        sources[symbol] = RawSource(symbol, timeframe, path)
+    return sources
+
+
+def source_for(symbol: str) -> RawSource:
+    """The raw file behind a partition key; a clear error for an unknown or unsafe key."""
+    validate_symbol(symbol)
+    sources = discover_sources()
+    if symbol not in sources:
+        raise PartitionKeyError(
+            f"no raw bar file for symbol {symbol!r} in {raw_dir()}; known symbols: {sorted(sources)}"
+        )
+    return sources[symbol]
+
+
+symbol_partitions = dg.StaticPartitionsDefinition(sorted(discover_sources()))

@@ -1,0 +1,105 @@
+"""Resources: the strategy file (selectable per run) and MLflow tracking under DAGSTER_HOME."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import dagster as dg
+
+from .core.strategy import StrategyConfig, load_strategy
+from .core.tracking import MlflowTracker
+from .paths import PROJECT_ROOT, dagster_home, default_strategy_path
+
+
+class StrategyResource(dg.ConfigurableResource):
+    """Which strategy YAML drives the run. Relative paths are resolved from the project root."""
+
+    path: str = str(default_strategy_path().relative_to(PROJECT_ROOT))
+
+    def resolved_path(self) -> Path:
+        path = Path(self.path).expanduser()
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+    def load(self) -> StrategyConfig:
+        return load_strategy(self.resolved_path())
+
+    def for_symbol(self, symbol: str) -> StrategyConfig:
+        """The validated strategy with this symbol's overrides merged in."""
+        return self.load().for_symbol(symbol)
+
+
+# --------------------------------------------------------------------------- MLflow
+EXPERIMENT_NAME = "ktrdr_assets"
+
+
+def default_tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI when set (a real server), else the embedded SQLite store under DAGSTER_HOME."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{dagster_home() / 'mlflow.db'}"
+
+
+def ensure_experiment(name: str, tracking_uri: str) -> str:
+    """Create the experiment with its artifacts under DAGSTER_HOME (not ./mlruns) if it is missing."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    client = mlflow.tracking.MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    if tracking_uri.startswith("sqlite:") or tracking_uri.startswith("file:"):
+        location = (dagster_home() / "mlartifacts").as_uri()
+    return client.create_experiment(name, artifact_location=location)
+
+
+@dg.resource(
+    config_schema={
+        "experiment_name": dg.Field(str, default_value=EXPERIMENT_NAME),
+        "tracking_uri": dg.Field(dg.Noneable(str), default_value=None, description="default: see README"),
+    },
+    description="dagster-mlflow tracking: one parent MLflow run per Dagster run, store under DAGSTER_HOME.",
+)
+def mlflow_tracking_resource(context):
+    from dagster_mlflow.resources import MlFlow
+
+    uri = context.resource_config["tracking_uri"] or default_tracking_uri()
+    name = context.resource_config["experiment_name"]
+    ensure_experiment(name, uri)
+    shim = SimpleNamespace(
+        log=context.log,
+        dagster_run=context.dagster_run,
+        run_id=context.run_id,
+        resource_config={"experiment_name": name, "mlflow_tracking_uri": uri},
+    )
+    return MlFlow(shim)
+
+
+@contextmanager
+def nested_training_run(mlf: Any, run_name: str, tags: dict[str, str]) -> Iterator[MlflowTracker]:
+    """One MLflow run for one model training, nested under the Dagster run's parent run.
+
+    The parent is (re)activated first and terminated after, so it never stays RUNNING and the next
+    step, in this process or another, attaches to it again.
+    """
+    import mlflow
+
+    parent_id = mlf.mlflow_run_id
+    active = mlflow.active_run()
+    if active is None or active.info.run_id != parent_id:
+        if active is not None:
+            mlflow.end_run()
+        mlflow.start_run(run_id=parent_id)
+    child = mlflow.start_run(run_name=run_name, nested=True, tags=tags)
+    try:
+        yield MlflowTracker(mlflow.tracking.MlflowClient(), child.info.run_id)
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        mlflow.end_run()
+        raise
+    mlflow.end_run()
+    mlflow.end_run()
