@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 
-from .paths import PROJECT_ROOT
+from .paths import PROJECT_ROOT, warehouse_dir
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     import dagster as dg
 
     from .definitions import defs
-    from .jobs import SYMBOL_JOB
+    from .jobs import MANIFEST_JOB, SELECT_JOB, SYMBOL_JOB
     from .partitions import PartitionKeyError, discover_sources, validate_symbol
 
     try:
@@ -41,19 +41,32 @@ def main(argv: list[str] | None = None) -> int:
     run_config = {}
     if args.strategy:
         run_config = {"resources": {"strategy": {"config": {"path": args.strategy}}}}
-    job = defs.resolve_job_def(SYMBOL_JOB)
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            partition_key=args.symbol, instance=instance, run_config=run_config, raise_on_error=False
-        )
-    _report(result)
+        result = _execute(defs, SYMBOL_JOB, instance, run_config, args.symbol)
+        done = {e.asset_key.to_user_string() for e in _materializations(result)}
+        if not result.success and "temporal_splits" in done and "model_selection" not in done:
+            print("\na model failed: selecting among the models that trained")
+            _execute(defs, SELECT_JOB, instance, run_config, args.symbol)
+        _execute(defs, MANIFEST_JOB, instance, run_config, None)
     return 0 if result.success else 1
 
 
-def _report(result) -> None:
-    print(f"\nrun {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}")
-    for event in result.get_asset_materialization_events():
-        mat = event.step_materialization_data.materialization
+def _execute(defs, job_name: str, instance, run_config: dict, partition: str | None):
+    job = defs.resolve_job_def(job_name)
+    result = job.execute_in_process(
+        partition_key=partition, instance=instance, run_config=run_config, raise_on_error=False
+    )
+    _report(job_name, result)
+    return result
+
+
+def _materializations(result):
+    return [e.step_materialization_data.materialization for e in result.get_asset_materialization_events()]
+
+
+def _report(job_name: str, result) -> None:
+    print(f"\n{job_name} run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}")
+    for mat in _materializations(result):
         path = mat.metadata.get("path")
         print(f"  materialized {mat.asset_key.to_user_string():<24} {path.value if path else ''}")
     for event in result.get_asset_check_evaluations():
@@ -62,7 +75,7 @@ def _report(result) -> None:
     for event in result.all_events:
         if event.is_step_failure:
             print(f"  step failed: {event.step_key}: {event.event_specific_data.error.message.strip()}")
-    print(f"\nwarehouse: {PROJECT_ROOT / 'data' / 'warehouse'}\nDAGSTER_HOME: {os.environ['DAGSTER_HOME']}")
+    print(f"results under {warehouse_dir()}; runs in DAGSTER_HOME={os.environ['DAGSTER_HOME']}")
 
 
 if __name__ == "__main__":

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import dagster as dg
 
-from .assets import data
+from .assets import data, models, selection
 from .io import WarehouseIOManager
-from .resources import StrategyResource
+from .jobs import jobs, schedules, sensors
+from .resources import StrategyResource, mlflow_tracking_resource
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([data]),
-    asset_checks=dg.load_asset_checks_from_modules([data]),
-    resources={"io_manager": WarehouseIOManager(), "strategy": StrategyResource()},
+    assets=[*dg.load_assets_from_modules([data, selection]), *models.model_assets],
+    jobs=jobs,
+    schedules=schedules,
+    sensors=sensors,
+    resources={
+        "io_manager": WarehouseIOManager(),
+        "strategy": StrategyResource(),
+        "mlflow": mlflow_tracking_resource,
+    },
     # One symbol's steps run in one process: no per-step interpreter start-up and code-location import.
     executor=dg.in_process_executor,
 )

@@ -74,8 +74,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             if path.exists():
                 return _read(path)
         raise FileNotFoundError(
-            f"{key.to_user_string()} has no materialization for {partition!r} under {self._root}; "
-            "materialize it first"
+            f"{key.to_user_string()} has no materialization for {partition!r} under {self._root}; materialize it first"
         )
 
 

@@ -58,8 +58,9 @@ def discover_sources(folder: Path | None = None) -> dict[str, RawSource]:
             log.warning("ignoring raw file %s: %s", path.name, err)
             continue
         if symbol in sources:
-            log.warning("ignoring raw file %s: symbol %s already comes from %s", path.name, symbol,
-                        sources[symbol].path.name)
+            log.warning(
+                "ignoring raw file %s: symbol %s already comes from %s", path.name, symbol, sources[symbol].path.name
+            )
             continue
         sources[symbol] = RawSource(symbol, timeframe, path)
     return sources

@@ -95,9 +95,12 @@ def nested_training_run(mlf: Any, run_name: str, tags: dict[str, str]) -> Iterat
             mlflow.end_run()
         mlflow.start_run(run_id=parent_id)
     child = mlflow.start_run(run_name=run_name, nested=True, tags=tags)
+    tracker = MlflowTracker(mlflow.tracking.MlflowClient(), child.info.run_id)
     try:
-        yield MlflowTracker(mlflow.tracking.MlflowClient(), child.info.run_id)
+        yield tracker
+        tracker.close()
     except BaseException:
+        tracker.close()
         mlflow.end_run(status="FAILED")
         mlflow.end_run()
         raise

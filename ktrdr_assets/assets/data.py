@@ -2,7 +2,6 @@
 splits -> augmented train set. Each asset loads config, calls one core function, attaches metadata.
 """
 
-
 import dagster as dg
 import pandas as pd
 
@@ -28,9 +27,7 @@ def _spec(name: str, asset: str, description: str, blocking: bool = True) -> dg.
 
 @dg.asset(
     **_common,
-    check_specs=[
-        _spec("ohlcv_valid", "ohlcv", "Valid bars, no unexplained one-bar move over data.max_one_bar_move")
-    ],
+    check_specs=[_spec("ohlcv_valid", "ohlcv", "Valid bars, no unexplained one-bar move over data.max_one_bar_move")],
     description="Raw bar file -> UTC-indexed float open/high/low/close/volume, validated.",
 )
 def ohlcv(context: dg.AssetExecutionContext, strategy: StrategyResource):
@@ -208,13 +205,9 @@ def _split_metadata(summary: dict) -> dict:
     ],
     description="The train part, adaptively augmented when small (noise, time shift, dropout, SMOTE).",
 )
-def augmented_train_set(
-    context: dg.AssetExecutionContext, strategy: StrategyResource, temporal_splits: TemporalSplits
-):
+def augmented_train_set(context: dg.AssetExecutionContext, strategy: StrategyResource, temporal_splits: TemporalSplits):
     config = strategy.for_symbol(context.partition_key)
-    result = augment_train_set(
-        temporal_splits.train, temporal_splits.feature_names, config.augmentation, config.seed
-    )
+    result = augment_train_set(temporal_splits.train, temporal_splits.feature_names, config.augmentation, config.seed)
     info = result.info
     if not info.get("within_tolerance", True):
         context.log.warning(f"augmentation shifted class shares by {info.get('max_share_shift')} points")

@@ -88,9 +88,7 @@ def augment_train_set(
     for cls in range(N_CLASSES):
         candidates = np.flatnonzero(pool_y == cls)
         if len(candidates) < needed[cls]:
-            notes.append(
-                f"only {len(candidates)} of {needed[cls]} synthetic {CLASS_NAMES[cls]} rows could be made"
-            )
+            notes.append(f"only {len(candidates)} of {needed[cls]} synthetic {CLASS_NAMES[cls]} rows could be made")
         chosen.append(rng.choice(candidates, size=min(needed[cls], len(candidates)), replace=False))
     picked = np.sort(np.concatenate(chosen))
     rows_by_technique = dict(
@@ -203,9 +201,7 @@ def _result(
         "synthetic_rows": len(extra_y),
         "augmented_rows": len(all_y),
         "original_counts": dict(zip(CLASS_NAMES, np.bincount(y, minlength=N_CLASSES).tolist(), strict=True)),
-        "augmented_counts": dict(
-            zip(CLASS_NAMES, np.bincount(all_y, minlength=N_CLASSES).tolist(), strict=True)
-        ),
+        "augmented_counts": dict(zip(CLASS_NAMES, np.bincount(all_y, minlength=N_CLASSES).tolist(), strict=True)),
         "original_shares": dict(zip(CLASS_NAMES, before.tolist(), strict=True)),
         "augmented_shares": dict(zip(CLASS_NAMES, after.tolist(), strict=True)),
         "max_share_shift_points": shift_points,

@@ -74,9 +74,7 @@ class BacktestResult:
 
 
 # --------------------------------------------------------------------------- annualization
-def periods_per_year_for(
-    timeframe: pd.Timedelta | str, trading_days: int | None = None, fx_24h: bool = False
-) -> int:
+def periods_per_year_for(timeframe: pd.Timedelta | str, trading_days: int | None = None, fx_24h: bool = False) -> int:
     """Bars per year of a timeframe.
 
     Daily: `trading_days` (default 252 for stocks, 260 = 5 x 52 for 24-hour FX), scaled down for
@@ -117,9 +115,7 @@ def _excess(returns: np.ndarray | pd.Series, periods_per_year: int, risk_free_ra
     return np.asarray(returns, dtype=float) - rf_period
 
 
-def sharpe_ratio(
-    returns: np.ndarray | pd.Series, periods_per_year: int, risk_free_rate: float = 0.0
-) -> float | None:
+def sharpe_ratio(returns: np.ndarray | pd.Series, periods_per_year: int, risk_free_rate: float = 0.0) -> float | None:
     x = _excess(returns, periods_per_year, risk_free_rate)
     std = x.std(ddof=1) if x.size >= 2 else 0.0
     if std <= _ZERO_STD:
@@ -127,9 +123,7 @@ def sharpe_ratio(
     return float(x.mean() / std * math.sqrt(periods_per_year))
 
 
-def sortino_ratio(
-    returns: np.ndarray | pd.Series, periods_per_year: int, risk_free_rate: float = 0.0
-) -> float | None:
+def sortino_ratio(returns: np.ndarray | pd.Series, periods_per_year: int, risk_free_rate: float = 0.0) -> float | None:
     x = _excess(returns, periods_per_year, risk_free_rate)
     downside = math.sqrt(float(np.mean(np.minimum(x, 0.0) ** 2))) if x.size else 0.0
     if downside == 0:
@@ -212,9 +206,7 @@ def _trades(held: np.ndarray, gross: np.ndarray, cost: float, index: pd.Index) -
     )
 
 
-def _simulate(
-    close: pd.Series, positions: np.ndarray, cost: float
-) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+def _simulate(close: pd.Series, positions: np.ndarray, cost: float) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """(equity on every bar, net per-period returns, trades) of positions held after each close."""
     price = close.to_numpy(dtype=float)
     held = positions[:-1]
@@ -273,9 +265,7 @@ def _check_inputs(close: pd.Series, signals: pd.Series) -> None:
         )
 
 
-def run_backtest(
-    close: pd.Series, signals: pd.Series, config: BacktestConfig, periods_per_year: int
-) -> BacktestResult:
+def run_backtest(close: pd.Series, signals: pd.Series, config: BacktestConfig, periods_per_year: int) -> BacktestResult:
     """Backtest `signals` (Signal codes) on `close`; `config.periods_per_year`, when set, wins over the
     `periods_per_year` argument (which callers infer with `periods_per_year_for`)."""
     _check_inputs(close, signals)

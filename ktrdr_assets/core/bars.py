@@ -62,9 +62,7 @@ class SourceOverride(BaseModel):
     date_format: str | None = Field(
         None, description="explicit strptime format for the time column; replaces layout detection"
     )
-    timezone: str = Field(
-        "UTC", description="IANA zone of naive stamps; stamps that carry an offset keep their offset"
-    )
+    timezone: str = Field("UTC", description="IANA zone of naive stamps; stamps that carry an offset keep their offset")
 
     @field_validator("timezone")
     @classmethod
@@ -89,9 +87,7 @@ def parse_timeframe(tf: str) -> pd.Timedelta:
     """``"15m"`` -> 15 minutes; units m (minutes), h (hours), d (days), w (weeks), count >= 1."""
     match = _TIMEFRAME_RE.match(tf)
     if match is None:
-        raise BarsError(
-            f"timeframe {tf!r}: expected a count and a unit m, h, d or w (e.g. 1m 15m 1h 4h 1d 1w)"
-        )
+        raise BarsError(f"timeframe {tf!r}: expected a count and a unit m, h, d or w (e.g. 1m 15m 1h 4h 1d 1w)")
     return pd.Timedelta(**{_TIMEFRAME_UNITS[match.group(2)]: int(match.group(1))})
 
 
@@ -193,10 +189,7 @@ def load_bars(
 
     roles = [*PRICES, "volume"] + ([ADJ_CLOSE] if adjust_with_adj_close and ADJ_CLOSE in columns else [])
     values = pd.DataFrame(
-        {
-            role: pd.to_numeric(frame[columns[role]], errors="coerce") if role in columns else 0.0
-            for role in roles
-        }
+        {role: pd.to_numeric(frame[columns[role]], errors="coerce") if role in columns else 0.0 for role in roles}
     ).astype(np.float64)
     values["_row"] = np.arange(len(frame))
     values.index = stamps
@@ -287,9 +280,7 @@ def _parse_stamps(raw: pd.Series, path: Path, source: SourceOverride) -> pd.Date
         _fail_on_row(_np(pc.fill_null(pc.equal(text, ""), True)), raw, path, "missing timestamp")
         if source.date_format is not None:
             utc = "%z" in source.date_format
-            stamps = pd.DatetimeIndex(
-                pd.to_datetime(_np(text), format=source.date_format, errors="coerce", utc=utc)
-            )
+            stamps = pd.DatetimeIndex(pd.to_datetime(_np(text), format=source.date_format, errors="coerce", utc=utc))
         else:
             stamps = _parse_detected(text, raw, path, source.dayfirst)
         _fail_on_row(stamps.isna(), raw, path, f"unparseable date ({_DATE_HELP})")
@@ -300,9 +291,7 @@ def _parse_stamps(raw: pd.Series, path: Path, source: SourceOverride) -> pd.Date
     return stamps.tz_convert("UTC").as_unit("ns")
 
 
-def _parse_detected(
-    text: pa.StringArray, raw: pd.Series, path: Path, dayfirst: bool | None
-) -> pd.DatetimeIndex:
+def _parse_detected(text: pa.StringArray, raw: pd.Series, path: Path, dayfirst: bool | None) -> pd.DatetimeIndex:
     """Parse trimmed date strings whose layout (y-m-d, d.m.y or m/d/y) is decided from the data.
 
     Vectorized with Arrow's regex kernels: every stamp is rewritten as ISO ``yyyy-mm-dd[ time]`` and
@@ -314,9 +303,7 @@ def _parse_detected(
     len_a, len_c = _np(pc.utf8_length(a)), _np(pc.utf8_length(c))
     year_first, year_last = len_a == 4, (len_c == 4) & (len_a <= 2)
     _fail_on_row(~(year_first | year_last), raw, path, f"unparseable date: no 4-digit year ({_DATE_HELP})")
-    _fail_on_row(
-        year_first != year_first[0], raw, path, f"date layout differs from data row 1 {raw.iloc[0]!r}"
-    )
+    _fail_on_row(year_first != year_first[0], raw, path, f"date layout differs from data row 1 {raw.iloc[0]!r}")
     if year_first[0]:
         year, month, day = a, b, c
     elif _decide_dayfirst(_np(pc.cast(a, pa.int32())), _np(pc.cast(b, pa.int32())), raw, path, dayfirst):
@@ -328,18 +315,14 @@ def _parse_detected(
     aware = _np(pc.match_substring_regex(rest, _OFFSET_RE))
     if aware.any():
         _fail_on_row(~aware, raw, path, "stamp without a UTC offset among stamps with one")
-    return pd.DatetimeIndex(
-        pd.to_datetime(_np(iso), format="ISO8601", errors="coerce", utc=bool(aware.any()))
-    )
+    return pd.DatetimeIndex(pd.to_datetime(_np(iso), format="ISO8601", errors="coerce", utc=bool(aware.any())))
 
 
 def _np(array: pa.Array) -> np.ndarray:
     return array.to_numpy(zero_copy_only=False)
 
 
-def _decide_dayfirst(
-    first: np.ndarray, second: np.ndarray, raw: pd.Series, path: Path, override: bool | None
-) -> bool:
+def _decide_dayfirst(first: np.ndarray, second: np.ndarray, raw: pd.Series, path: Path, override: bool | None) -> bool:
     """Day/month order of d?m?y stamps: proven by a field > 12, else the override, else an error."""
     day_proof, month_proof = np.flatnonzero(first > 12), np.flatnonzero(second > 12)
     if day_proof.size and month_proof.size:
@@ -357,9 +340,7 @@ def _decide_dayfirst(
         )
     if detected is not None and override is not None and override != detected:
         i = int(proof[0])
-        raise BarsError(
-            f"{path}: data row {i + 1} {raw.iloc[i]!r} contradicts the source override dayfirst={override}"
-        )
+        raise BarsError(f"{path}: data row {i + 1} {raw.iloc[i]!r} contradicts the source override dayfirst={override}")
     return detected if detected is not None else bool(override)
 
 
@@ -373,14 +354,14 @@ def _fail_on_row(bad: np.ndarray, raw: pd.Series, path: Path, rule: str) -> None
 
 def _drop_exact_duplicates(values: pd.DataFrame, roles: list[str], path: Path) -> pd.DataFrame:
     """Drop repeats of an identical bar; the same stamp with different values is an error."""
+    if values.index.is_unique:
+        return values
     keyed = values[roles].reset_index(names="_stamp")
     values = values[~keyed.duplicated().to_numpy()]
     clash = values.index.duplicated()
     if clash.any():
         stamp = values.index[clash][0]
-        raise BarsError(
-            f"{path}: {stamp.isoformat()}: conflicting duplicate bars (same timestamp, different values)"
-        )
+        raise BarsError(f"{path}: {stamp.isoformat()}: conflicting duplicate bars (same timestamp, different values)")
     return values
 
 
@@ -394,9 +375,7 @@ def _check_values(
         i, j = np.argwhere(~finite)[0]
         role = values.columns[j]
         raw = frame[columns[role]].iloc[rows[i]]
-        raise BarsError(
-            f"{path}: {stamps[i].isoformat()}: {role} is missing or not a finite number ({raw!r})"
-        )
+        raise BarsError(f"{path}: {stamps[i].isoformat()}: {role} is missing or not a finite number ({raw!r})")
     o, h, lo, c, v = (values[name].to_numpy() for name in OHLCV)
     prices = values.drop(columns="volume").to_numpy()
     rules = (

@@ -83,9 +83,7 @@ def _price_context(bars: pd.DataFrame, indicators: pd.DataFrame, config: Feature
 
 def _volume_context(bars: pd.DataFrame, config: FeatureConfig) -> dict:
     if "volume" not in bars.columns:
-        raise ValueError(
-            "features: the bars have no 'volume' column; set features.include_volume_context: false"
-        )
+        raise ValueError("features: the bars have no 'volume' column; set features.include_volume_context: false")
     volume = bars["volume"].to_numpy(dtype=np.float64)
     negative = volume < 0
     if negative.any():
@@ -124,7 +122,7 @@ def _complete_bars(fuzzy: np.ndarray, context: dict[str, np.ndarray], lookback: 
         complete[:i] = False
         complete[i:] &= fuzzy_present[:-i]
     for column in context.values():
-        pass
+        complete &= np.isfinite(column)
     return complete
 
 

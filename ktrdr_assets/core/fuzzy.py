@@ -75,9 +75,7 @@ def membership_columns(fuzzy_sets: FuzzySets) -> list[str]:
 
 def _column_values(indicators: pd.DataFrame, column: str) -> np.ndarray:
     if column not in indicators.columns:
-        raise ValueError(
-            f"fuzzy_sets.{column}: no such indicator column; columns: {list(indicators.columns)}"
-        )
+        raise ValueError(f"fuzzy_sets.{column}: no such indicator column; columns: {list(indicators.columns)}")
     return indicators[column].to_numpy(dtype=np.float64)
 
 

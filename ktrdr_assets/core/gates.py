@@ -74,9 +74,7 @@ def _accuracy_at(result: Mapping[str, Any], section: str, key: str) -> float:
     except (TypeError, ValueError):
         number = math.nan
     if not (0.0 <= number <= 1.0):  # also rejects NaN
-        raise ValueError(
-            f"model result {_label(result)}: {section}.{key} = {value!r} is not an accuracy in [0, 1]"
-        )
+        raise ValueError(f"model result {_label(result)}: {section}.{key} = {value!r} is not an accuracy in [0, 1]")
     return number
 
 

@@ -58,9 +58,7 @@ def _zscore(close: np.ndarray, timeperiod: int) -> np.ndarray:
     return z
 
 
-def _macd_pct(
-    close: np.ndarray, fastperiod: int, slowperiod: int, signalperiod: int
-) -> tuple[np.ndarray, ...]:
+def _macd_pct(close: np.ndarray, fastperiod: int, slowperiod: int, signalperiod: int) -> tuple[np.ndarray, ...]:
     outputs = talib.MACD(close, fastperiod=fastperiod, slowperiod=slowperiod, signalperiod=signalperiod)
     return tuple(100.0 * out / close for out in outputs)
 
@@ -159,8 +157,7 @@ def _resolve_spec(spec: IndicatorSpec) -> _Resolved:
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise _SpecProblem(
             "function",
-            f"unknown indicator {spec.function!r}{hint}; use a TA-Lib function or one of "
-            f"{sorted(PROJECT_INDICATORS)}",
+            f"unknown indicator {spec.function!r}{hint}; use a TA-Lib function or one of {sorted(PROJECT_INDICATORS)}",
         )
     params = dict(function.defaults)
     for key, value in spec.params.items():
@@ -179,9 +176,7 @@ def _resolve_spec(spec: IndicatorSpec) -> _Resolved:
             params[key] = float(value)
     lookback = function.lookback(**params)
     if lookback < 0:
-        raise _SpecProblem(
-            "params", f"TA-Lib rejects these parameter values for {function.name}: {spec.params}"
-        )
+        raise _SpecProblem("params", f"TA-Lib rejects these parameter values for {function.name}: {spec.params}")
     return _Resolved(function, params, lookback)
 
 

@@ -93,9 +93,7 @@ def _first_touch(hits: np.ndarray, never: int) -> np.ndarray:
     return np.where(touched, first, never)
 
 
-def triple_barrier_labels(
-    bars: pd.DataFrame, profit_target: float, stop_loss: float, horizon: int
-) -> pd.Series:
+def triple_barrier_labels(bars: pd.DataFrame, profit_target: float, stop_loss: float, horizon: int) -> pd.Series:
     """Triple-barrier label of every bar that has `horizon` future bars (int8, name "label").
 
     Needs `high`, `low` and `close` columns. Same-bar touches of both barriers are SELL (see module

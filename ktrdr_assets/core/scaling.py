@@ -40,9 +40,7 @@ class FeatureScaler:
     n_fit_rows: int
 
     @classmethod
-    def fit(
-        cls, frame: pd.DataFrame, feature_names: Sequence[str], robust_patterns: Sequence[str]
-    ) -> FeatureScaler:
+    def fit(cls, frame: pd.DataFrame, feature_names: Sequence[str], robust_patterns: Sequence[str]) -> FeatureScaler:
         """Fit on every row of `frame` (pass the training rows only). Constant columns get scale 1."""
         columns = tuple(feature_names)
         values = frame.loc[:, list(columns)].to_numpy(dtype=np.float64)
@@ -82,9 +80,7 @@ class FeatureScaler:
                 "n_fit_rows": self.n_fit_rows,
                 "columns": [
                     {"name": name, "kind": kind, "center": center, "scale": scale}
-                    for name, kind, center, scale in zip(
-                        self.columns, self.kinds, self.center, self.scale, strict=True
-                    )
+                    for name, kind, center, scale in zip(self.columns, self.kinds, self.center, self.scale, strict=True)
                 ],
             }
         )
@@ -108,9 +104,7 @@ class FeatureScaler:
             raise ValueError(f"{source}: not a FeatureScaler: {err}") from None
         for name, kind, c, s in zip(names, kinds, center, scale, strict=True):
             if kind not in SCALER_KINDS:
-                raise ValueError(
-                    f"{source}: column {name!r}: kind must be one of {SCALER_KINDS}, got {kind!r}"
-                )
+                raise ValueError(f"{source}: column {name!r}: kind must be one of {SCALER_KINDS}, got {kind!r}")
             if not (np.isfinite(c) and np.isfinite(s) and s > 0):
                 raise ValueError(f"{source}: column {name!r}: center/scale must be finite with scale > 0")
         return cls(names, kinds, center, scale, n_fit_rows)

@@ -40,9 +40,7 @@ def _rejection(result: Mapping[str, Any] | None, gates: GatesConfig) -> list[str
     return [f"{g.name}: {g.description}" for g in evaluate_gates(result, gates) if not g.passed]
 
 
-def select_model(
-    symbol: str, candidates: Mapping[str, Mapping[str, Any] | None], gates: GatesConfig
-) -> dict[str, Any]:
+def select_model(symbol: str, candidates: Mapping[str, Mapping[str, Any] | None], gates: GatesConfig) -> dict[str, Any]:
     """Pick the best gate-passing model of one symbol.
 
     `candidates` maps model name -> result dict (note 002 schema) or None. Returns

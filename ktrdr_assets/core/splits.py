@@ -61,9 +61,7 @@ def validate_feature_frame(frame: pd.DataFrame, feature_names: Sequence[str], wh
     bad_label = ~labels.between(0, N_CLASSES - 1)
     if bad_label.any():
         at = labels.index[bad_label.to_numpy()][0]
-        raise ValueError(
-            f"{where}: {LABEL!r} is {labels[at]} at {at.isoformat()}; class codes are 0..{N_CLASSES - 1}"
-        )
+        raise ValueError(f"{where}: {LABEL!r} is {labels[at]} at {at.isoformat()}; class codes are 0..{N_CLASSES - 1}")
     values = frame[names].to_numpy(dtype=np.float64)
     finite = np.isfinite(values)
     if not finite.all():
@@ -129,9 +127,7 @@ class TemporalSplits:
         try:
             return cls(
                 **{name: pd.read_parquet(path / f"{name}.parquet") for name in PARTS},
-                scaler=FeatureScaler.from_json(
-                    (path / SCALER_FILE).read_text("utf-8"), str(path / SCALER_FILE)
-                ),
+                scaler=FeatureScaler.from_json((path / SCALER_FILE).read_text("utf-8"), str(path / SCALER_FILE)),
                 feature_names=list(meta["feature_names"]),
                 purge_bars=int(meta["purge_bars"]),
                 lookahead=int(meta["lookahead"]),

@@ -13,11 +13,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .backtest import BacktestConfig
+from .config_errors import StrategyError, format_validation_error
 from .models.config import AnalyticsConfig, GatesConfig, ModelsConfig
-
-
-class StrategyError(ValueError):
-    """A strategy file that cannot be used; the message names the file and the key."""
 
 
 class _Strict(BaseModel):
@@ -32,6 +30,9 @@ class DataConfig(_Strict):
     )
     adjust_with_adj_close: bool = Field(
         True, description="scale OHLC (and volume inversely) by Adj Close / Close when present"
+    )
+    market: Literal["equity", "fx", "crypto"] = Field(
+        "equity", description="trading calendar: equity 252 days, fx 24h x 5 days, crypto 24h x 7 days"
     )
     acknowledged_moves: tuple[str, ...] = Field(
         (), description="dates (YYYY-MM-DD) of real one-bar moves over max_one_bar_move, e.g. a crash"
@@ -66,9 +67,7 @@ class TrapezoidalSet(_Strict):
     def _ordered(self) -> TrapezoidalSet:
         a, b, c, d = self.parameters
         if not (a <= b <= c <= d) or a == d:
-            raise ValueError(
-                f"trapezoidal(a, b, c, d) needs a <= b <= c <= d and a < d, got {list(self.parameters)}"
-            )
+            raise ValueError(f"trapezoidal(a, b, c, d) needs a <= b <= c <= d and a < d, got {list(self.parameters)}")
         return self
 
 
@@ -118,9 +117,7 @@ class FeatureConfig(_Strict):
         (1, 5), description="bars back for each price_change_{n}; >= 1 so no feature sees the future"
     )
     volume_ma_period: int = Field(20, ge=2)
-    price_ma_indicator: str | None = Field(
-        "sma_20", description="indicator column for price_to_ma; None to skip"
-    )
+    price_ma_indicator: str | None = Field("sma_20", description="indicator column for price_to_ma; None to skip")
 
 
 # --------------------------------------------------------------------------- splits
@@ -170,6 +167,7 @@ class StrategyConfig(_Strict):
     models: ModelsConfig = ModelsConfig()
     analytics: AnalyticsConfig = AnalyticsConfig()
     gates: GatesConfig = GatesConfig()
+    backtest: BacktestConfig = BacktestConfig()
     symbol_overrides: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per-symbol partial strategy, deep-merged over the rest"
     )
@@ -201,17 +199,6 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     return out
 
 
-def _format_validation_error(err: ValidationError, source: str) -> str:
-    lines = []
-    for item in err.errors():
-        key = ".".join(str(p) for p in item["loc"]) or "<root>"
-        message = item["msg"]
-        if item["type"] == "extra_forbidden":
-            message = "unknown key (misspelled?)"
-        lines.append(f"{source}: {key}: {message}")
-    return "; ".join(lines)
-
-
 def parse_strategy(raw: Any, source: str = "<strategy>") -> StrategyConfig:
     """Validate an already-parsed mapping into a StrategyConfig, naming `source` in errors."""
     if not isinstance(raw, dict):
@@ -220,7 +207,7 @@ def parse_strategy(raw: Any, source: str = "<strategy>") -> StrategyConfig:
         config = StrategyConfig.model_validate(raw)
         per_symbol = {symbol: config.for_symbol(symbol) for symbol in config.symbol_overrides}
     except ValidationError as err:
-        raise StrategyError(_format_validation_error(err, source)) from None
+        raise StrategyError(format_validation_error(err, source)) from None
     from .indicators import check_strategy_references  # lazy: indicators imports this module
 
     check_strategy_references(config, source)

@@ -24,9 +24,7 @@ DEFAULT_GRID = np.linspace(0.34, 0.9, 29)
 def _check_proba(proba: np.ndarray, name: str) -> np.ndarray:
     proba = np.asarray(proba, dtype=float)
     if proba.ndim != 2 or proba.shape[1] != N_CLASSES or proba.shape[0] == 0:
-        raise ValueError(
-            f"{name} must have shape (n > 0, {N_CLASSES}) with columns SELL, HOLD, BUY; got {proba.shape}"
-        )
+        raise ValueError(f"{name} must have shape (n > 0, {N_CLASSES}) with columns SELL, HOLD, BUY; got {proba.shape}")
     bad = ~np.isfinite(proba) | (proba < 0) | (proba > 1)
     if bad.any():
         row = int(np.flatnonzero(bad.any(axis=1))[0])
@@ -72,9 +70,7 @@ def optimize_decision_margin(
     if y.shape != (proba.shape[0],):
         raise ValueError(f"y_val must have shape ({proba.shape[0]},) to match val_proba; got {y.shape}")
     if not np.isin(y, np.arange(N_CLASSES)).all():
-        raise ValueError(
-            f"y_val must hold Signal codes 0..{N_CLASSES - 1}; got values {np.unique(y).tolist()}"
-        )
+        raise ValueError(f"y_val must hold Signal codes 0..{N_CLASSES - 1}; got values {np.unique(y).tolist()}")
     grid = np.asarray(grid, dtype=float)
     if grid.ndim != 1 or grid.size == 0 or np.any(np.diff(grid) <= 0) or grid[0] <= 0 or grid[-1] > 1:
         raise ValueError(f"grid must be a non-empty, strictly increasing 1-D array in (0, 1]; got {grid}")

@@ -202,6 +202,22 @@ def test_tz_aware_iso_stamps_are_converted_to_utc(tmp_path: Path) -> None:
         pd.Timestamp("2017-01-01 21:00", tz="UTC"),
         pd.Timestamp("2017-06-02 02:00", tz="UTC"),
     ]
+    assert str(bars.index.dtype) == "datetime64[ns, UTC]"
+
+
+@pytest.mark.parametrize(
+    ("stamp", "expected"),
+    [
+        ("31.01.2017", "2017-01-31"),
+        ("2017/01/31", "2017-01-31"),
+        ("2017.1.31 7:05", "2017-01-31 07:05"),
+        ("2017-01-31T07:05:00Z", "2017-01-31 07:05"),
+        ("2017-01-31T07:05:00.250", "2017-01-31 07:05:00.250"),
+    ],
+)
+def test_other_decidable_layouts(tmp_path: Path, stamp: str, expected: str) -> None:
+    path = write(tmp_path, f"{HEADER}\n{stamp},1,2,0.5,1.5,3\n")
+    assert load_bars(path, required_bars=1).index[0] == pd.Timestamp(expected, tz="UTC")
 
 
 def test_naive_stamps_use_the_source_timezone(tmp_path: Path) -> None:

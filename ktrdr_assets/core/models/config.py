@@ -6,9 +6,11 @@ strategy file's `models:`, `analytics:` and `gates:` sections.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..config_errors import StrategyError, format_validation_error
 
 
 class _Strict(BaseModel):
@@ -90,13 +92,33 @@ class LSTMConfig(TorchTrainingConfig):
     patience: int = Field(15, ge=1)
 
 
+MODEL_CONFIGS: dict[str, type[_Strict]] = {
+    "random_forest": RandomForestConfig,
+    "xgboost": XGBoostConfig,
+    "neural_network": NeuralNetworkConfig,
+    "lstm": LSTMConfig,
+}
+
+
 class ModelsConfig(_Strict):
-    random_forest: RandomForestConfig = RandomForestConfig()
-    xgboost: XGBoostConfig = XGBoostConfig()
-    neural_network: NeuralNetworkConfig = NeuralNetworkConfig()
-    lstm: LSTMConfig = LSTMConfig()
+    """Per-model sections are validated when that model trains (`section`), so a bad NN section fails
+    the NN asset with a message naming the key, while the data assets and the other models run."""
+
+    random_forest: dict[str, Any] = Field(default_factory=dict)
+    xgboost: dict[str, Any] = Field(default_factory=dict)
+    neural_network: dict[str, Any] = Field(default_factory=dict)
+    lstm: dict[str, Any] = Field(default_factory=dict)
     permutation_repeats: int = Field(5, ge=1, description="permutation feature importance repeats")
     top_features: int = Field(10, ge=1)
+
+    def section(self, model_type: str, source: str = "<strategy>") -> Any:
+        """The typed config of one model type; StrategyError naming `source` and `models.<type>.<key>`."""
+        if model_type not in MODEL_CONFIGS:
+            raise StrategyError(f"{source}: models: unknown model type {model_type!r}; known: {list(MODEL_CONFIGS)}")
+        try:
+            return MODEL_CONFIGS[model_type].model_validate(getattr(self, model_type))
+        except ValidationError as err:
+            raise StrategyError(format_validation_error(err, source, prefix=f"models.{model_type}")) from None
 
 
 class AnalyticsConfig(_Strict):

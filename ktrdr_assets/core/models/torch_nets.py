@@ -96,8 +96,6 @@ class LSTMClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3:
-            raise ValueError(
-                f"LSTMClassifier expects (batch, lookback, n_features), got shape {tuple(x.shape)}"
-            )
+            raise ValueError(f"LSTMClassifier expects (batch, lookback, n_features), got shape {tuple(x.shape)}")
         out, _ = self.lstm(x)
         return self.head(self.dropout(self.norm(out[:, -1, :])))

@@ -89,9 +89,7 @@ def _check_xy(X: np.ndarray, y: np.ndarray, name: str) -> tuple[np.ndarray, np.n
     bad = ~np.isfinite(X)
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise ValueError(
-            f"{name} X has {int(bad.sum())} non-finite values (NaN/inf), first at row {row}, column {col}"
-        )
+        raise ValueError(f"{name} X has {int(bad.sum())} non-finite values (NaN/inf), first at row {row}, column {col}")
     invalid = ~np.isin(y, np.arange(N_CLASSES))
     if invalid.any():
         raise ValueError(

@@ -9,8 +9,10 @@ Formulas (all pure; hand-checked in the tests):
   batches, and the summary is computed from those means.
 * parameter change - L2 norm of (end of epoch - start of epoch) per layer, total = sqrt(sum of squares);
   per layer also the mean and std of the element-wise change.
-* class metrics - sklearn precision/recall/F1/support on the VALIDATION predictions, zero_division=0,
-  keyed by signal name (SELL=0, HOLD=1, BUY=2).
+* class metrics - precision/recall/F1/support on the VALIDATION predictions, keyed by signal name
+  (SELL=0, HOLD=1, BUY=2): sklearn's precision_recall_fscore_support(zero_division=0) formulas on a
+  bincount confusion matrix (the tests check equality with sklearn; its input checks cost ~2 ms
+  per call, 2% of an NN epoch on 5,000 rows).
 * prediction stats - mean max-softmax probability, its distribution over 5 equal bins of [0, 1],
   mean entropy -sum p ln p (nats), share of predictions with max probability >= `high_confidence`.
 * learning-signal strength - note 000's score: relative train-loss improvement > 5% +2, > 1% +1;
@@ -32,7 +34,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import precision_recall_fscore_support
 from torch import nn
 
 from ktrdr_assets.core.models.config import AnalyticsConfig
@@ -56,9 +57,7 @@ def gradient_norm_summary(layer_norms: Mapping[str, float]) -> dict[str, Any]:
     }
 
 
-def parameter_change(
-    current: Mapping[str, torch.Tensor], previous: Mapping[str, torch.Tensor]
-) -> dict[str, Any]:
+def parameter_change(current: Mapping[str, torch.Tensor], previous: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     """{total_magnitude, by_layer: {name: {l2_change, mean_change, std_change}}} between two snapshots."""
     by_layer: dict[str, dict[str, float]] = {}
     for name, now in current.items():
@@ -75,10 +74,16 @@ def parameter_change(
 
 
 def class_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, dict[str, float]]:
-    """Per signal name: precision, recall, f1 and support of the predictions (zero_division=0)."""
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=list(range(len(CLASS_NAMES))), average=None, zero_division=0
-    )
+    """Per signal name: precision, recall, f1 and support of the predictions (0 where undefined)."""
+    k = len(CLASS_NAMES)
+    confusion = np.bincount(np.asarray(y_true) * k + np.asarray(y_pred), minlength=k * k).reshape(k, k)
+    tp = np.diag(confusion).astype(np.float64)
+    predicted, support = confusion.sum(axis=0), confusion.sum(axis=1)
+    zeros = np.zeros(k)
+    precision = np.divide(tp, predicted, out=zeros.copy(), where=predicted > 0)
+    recall = np.divide(tp, support, out=zeros.copy(), where=support > 0)
+    f1_denominator = predicted + support  # 2 tp + fp + fn
+    f1 = np.divide(2 * tp, f1_denominator, out=zeros.copy(), where=f1_denominator > 0)
     return {
         name: {
             "precision": float(precision[i]),
@@ -189,14 +194,20 @@ class EpochAnalytics:
             torch.stack([p.grad.detach().float().norm(2) for _, p in self._named if p.grad is not None])
         )
 
+    def gradient_norms(self) -> dict[str, Any]:
+        """The epoch's gradient-norm summary over the layer norms averaged across sampled batches."""
+        names = [name for name, p in self._named if p.grad is not None]
+        mean_norms = torch.stack(self._grad_samples).mean(dim=0).tolist() if self._grad_samples else []
+        return {
+            **gradient_norm_summary(dict(zip(names, mean_norms, strict=True))),
+            "sampled_batches": len(self._grad_samples),
+        }
+
     def collect(
         self, row: Mapping[str, Any], val_probabilities: torch.Tensor, val_true: torch.Tensor
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """(CSV columns for this epoch, detailed JSON entry) from the epoch's basic row and val outputs."""
-        names = [name for name, p in self._named if p.grad is not None]
-        mean_norms = torch.stack(self._grad_samples).mean(dim=0).tolist() if self._grad_samples else []
-        gradients = gradient_norm_summary(dict(zip(names, mean_norms, strict=True)))
-        gradients["sampled_batches"] = len(self._grad_samples)
+        gradients = self.gradient_norms()
         params = parameter_change(snapshot_parameters(self.model), self._start)
         probabilities = val_probabilities.float().cpu().numpy()
         y_pred = probabilities.argmax(axis=1)

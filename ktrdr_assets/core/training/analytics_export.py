@@ -97,11 +97,7 @@ def alerts_text(alerts: Sequence[Mapping[str, Any]], monitor_alerts: Sequence[Ma
     """Human-readable alerts.txt: the analytics rules, then the training monitor's alerts."""
     lines = ["Training analytics alerts", "=" * 25]
     for alert in alerts or []:
-        span = (
-            f"epochs {alert['epoch']}-{alert['last_epoch']}"
-            if alert["epochs"] > 1
-            else f"epoch {alert['epoch']}"
-        )
+        span = f"epochs {alert['epoch']}-{alert['last_epoch']}" if alert["epochs"] > 1 else f"epoch {alert['epoch']}"
         details = ", ".join(f"{k}={_cell(v)}" for k, v in alert["details"].items())
         lines.append(f"[{alert['severity'].upper()}] {span} {alert['rule']}: {alert['message']} ({details})")
     if not alerts:
@@ -118,9 +114,7 @@ def write_detailed_json(path: Path, document: Mapping[str, Any]) -> Path:
     return Path(path)
 
 
-def write_alerts(
-    path: Path, alerts: Sequence[Mapping[str, Any]], monitor_alerts: Sequence[Mapping[str, Any]]
-) -> Path:
+def write_alerts(path: Path, alerts: Sequence[Mapping[str, Any]], monitor_alerts: Sequence[Mapping[str, Any]]) -> Path:
     write_text_atomic(Path(path), alerts_text(alerts, monitor_alerts))
     return Path(path)
 
@@ -181,7 +175,5 @@ def export_run(
     if export_json:
         written["detailed_json"] = write_detailed_json(directory / DETAILED_JSON, document)
     if export_alerts:
-        written["alerts_txt"] = write_alerts(
-            directory / ALERTS_TXT, document["alerts"], document["monitor_alerts"]
-        )
+        written["alerts_txt"] = write_alerts(directory / ALERTS_TXT, document["alerts"], document["monitor_alerts"])
     return written

@@ -129,6 +129,4 @@ class TrainingMonitor:
 
     def _alert(self, epoch: int, rule: str, severity: str, message: str, details: dict[str, Any]) -> None:
         logger.warning(message)
-        self.alerts.append(
-            {"epoch": epoch, "rule": rule, "severity": severity, "message": message, "details": details}
-        )
+        self.alerts.append({"epoch": epoch, "rule": rule, "severity": severity, "message": message, "details": details})

@@ -108,9 +108,15 @@ def seed_everything(seed: int) -> None:
 
 
 def predict_proba(model: nn.Module, X: TrainData | torch.Tensor | np.ndarray) -> np.ndarray:
-    """(n, n_classes) softmax probabilities (float64; column i = signal code i) on the model's device."""
+    """(n, n_classes) softmax probabilities (float64; column i = signal code i) on the model's device.
+
+    `X`: feature rows (MLP), windows (LSTM), or a WindowDataset / TensorDataset (its first tensor).
+    """
+    if hasattr(X, "tensors"):
+        X = X.tensors[0]
     if not isinstance(X, torch.Tensor):
-        X = torch.as_tensor(X, dtype=torch.float32) if isinstance(X, np.ndarray) else _as_tensors(X, "X")[0]
+        X = torch.from_numpy(np.asarray(X, dtype=np.float32))
+    X = X.float()
     device = next(model.parameters()).device
     model.eval()
     return F.softmax(_forward(model, X, device, amp=False).float(), dim=1).cpu().double().numpy()
@@ -180,9 +186,7 @@ def train_torch_model(
         epoch_start = time.perf_counter()
         learning_rate = runner.optimizer.param_groups[0]["lr"]
         order = torch.randperm(len(y_train), generator=generator)
-        train_stats = runner.train_epoch(
-            X_train, y_train, order.to(device) if train_on_device else order, bounds
-        )
+        train_stats = runner.train_epoch(X_train, y_train, order.to(device) if train_on_device else order, bounds)
         val_logits, val_stats = runner.validate(X_val, y_val)
         train_loss, train_acc, grad_max, val_loss, val_acc = torch.cat([train_stats, val_stats]).tolist()
         row: dict[str, Any] = {
@@ -375,16 +379,14 @@ def _detailed_document(
 
 def _as_tensors(data: TrainData, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(X float32, y int64) of a WindowDataset / TensorDataset / (X, y) pair, labels checked."""
-    if isinstance(data, WindowDataset | TensorDataset):
+    if hasattr(data, "tensors"):  # WindowDataset, TensorDataset or alike
         X, y = data.tensors
     else:
         X, y = data
     X = torch.as_tensor(X, dtype=torch.float32)
     y = torch.as_tensor(y, dtype=torch.long)
     if X.shape[0] == 0 or X.shape[0] != y.shape[0]:
-        raise ValueError(
-            f"{name}: needs as many labels as samples (> 0), got X {tuple(X.shape)}, y {tuple(y.shape)}"
-        )
+        raise ValueError(f"{name}: needs as many labels as samples (> 0), got X {tuple(X.shape)}, y {tuple(y.shape)}")
     if y.min() < 0 or y.max() >= N_CLASSES:
         raise ValueError(
             f"{name}: labels must be signal codes 0..{N_CLASSES - 1}, found {int(y.min())}..{int(y.max())}"
@@ -401,9 +403,7 @@ def _place(
     base = data.features if isinstance(data, WindowDataset) else X
     free, _ = torch.cuda.mem_get_info(device)
     if base.element_size() * base.numel() + y.element_size() * y.numel() > DEVICE_MEMORY_SHARE * free:
-        logger.info(
-            "training data exceed %.0f%% of free GPU memory: copied batch by batch", 100 * DEVICE_MEMORY_SHARE
-        )
+        logger.info("training data exceed %.0f%% of free GPU memory: copied batch by batch", 100 * DEVICE_MEMORY_SHARE)
         return X, y, False
     if isinstance(data, WindowDataset):  # move the base rows once, not the materialised windows
         moved = data.to(device)

@@ -1,0 +1,233 @@
+"""One model training run, end to end: arrays -> fit -> evaluate -> importance -> files -> record.
+
+A run writes everything into its own folder (never over an earlier run):
+
+    model.{skops|json|pt}   the model (RF skops, XGBoost JSON, torch state_dict)
+    scaler.json             the train-fitted scaler, feature_names.json, config.json (what was used)
+    metrics.json            note 002's result schema
+    feature_importance.json permutation importance on validation
+    metrics.csv, detailed_metrics.json, alerts.txt   note 000's analytics
+    learning_curves.png     train vs validation loss and accuracy per epoch / boosting round
+
+and returns a JSON-able record that points at them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..atomic import write_bytes_atomic
+from ..jsonsafe import to_jsonable
+from ..plots import learning_curves_png
+from ..splits import LABEL, TemporalSplits
+from ..strategy import StrategyConfig
+from ..tracking import NullTracker, Tracker
+from ..training.alerts import evaluate_alerts
+from ..training.analytics_export import export_run, final_analysis
+from .evaluation import build_result, classification_metrics
+from .fitters import FITTERS, USES_SEQUENCES, FittedModel, SplitArrays
+from .importance import permutation_feature_importance
+from .persistence import save_json
+
+log = logging.getLogger(__name__)
+
+MODEL_TYPES: tuple[str, ...] = tuple(FITTERS)
+PARTS = ("train", "validation", "test")
+
+
+def splits_fingerprint(splits: TemporalSplits) -> str:
+    """Identifies the data a model was trained on: the split summary and the fitted scaler."""
+    payload = json.dumps(to_jsonable(splits.summary()), sort_keys=True) + splits.scaler.to_json()
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def config_fingerprint(config: Any, seed: int) -> str:
+    payload = json.dumps({"config": config.model_dump(mode="json"), "seed": seed}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _finite(frame: pd.DataFrame, names: list[str], where: str) -> np.ndarray:
+    values = frame[names].to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{where}: {int(bad.sum())} non-finite feature values (NaN/inf), first in column "
+            f"{names[col]!r} at {frame.index[row]}"
+        )
+    return values
+
+
+def prepare_arrays(model_type: str, splits: TemporalSplits, augmented: pd.DataFrame) -> SplitArrays:
+    """Arrays of every part, checked finite; the fit set is the augmented train set, or for the
+    LSTM the chronological train part."""
+    names = splits.feature_names
+    parts = {
+        part: (_finite(frame, names, f"temporal_splits.{part}"), frame[LABEL].to_numpy(np.int64))
+        for part, frame in splits.parts().items()
+    }
+    if model_type in USES_SEQUENCES:
+        fit_X, fit_y = parts["train"]
+    else:
+        fit_X = _finite(augmented, names, "augmented_train_set")
+        fit_y = augmented[LABEL].to_numpy(np.int64)
+    return SplitArrays(fit_X=fit_X, fit_y=fit_y, parts=parts)
+
+
+def _evaluate(fitted: FittedModel, arrays: SplitArrays) -> dict[str, dict[str, Any]]:
+    out = {}
+    for part in PARTS:
+        X, y = arrays.parts[part]
+        proba = fitted.predict_proba_rows(X)
+        out[part] = classification_metrics(fitted.align(y), proba.argmax(axis=1))
+    return out
+
+
+def _tree_analytics(fitted: FittedModel, run_dir: Path, strategy: StrategyConfig, run_info: dict) -> None:
+    """metrics.csv / detailed_metrics.json / alerts.txt for RF and XGBoost (columns that have meaning)."""
+    rows = fitted.history
+    alerts = evaluate_alerts(rows, strategy.analytics) if rows else []
+    best = fitted.details.get("best_round")
+    document = {
+        "run_metadata": {**run_info, "total_epochs": len(rows), "stopping_reason": "early_stopping"},
+        "training_config": run_info.get("config", {}),
+        "epoch_metrics": rows,
+        "alerts": alerts,
+        "monitor_alerts": [],
+        "final_analysis": final_analysis(rows, [], "early_stopping", best) if rows else {},
+    }
+    analytics = strategy.analytics
+    export_run(
+        run_dir,
+        export_csv=analytics.export_csv,
+        export_json=analytics.export_json,
+        export_alerts=analytics.export_alerts,
+        rows=rows,
+        document=document,
+    )
+
+
+def train_model(
+    model_type: str,
+    splits: TemporalSplits,
+    augmented: pd.DataFrame,
+    strategy: StrategyConfig,
+    *,
+    symbol: str,
+    run_dir: Path,
+    run_info: dict[str, Any],
+    strategy_source: str = "<strategy>",
+    tracker: Tracker | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Train, evaluate and save one model type for one symbol; return the run's record.
+
+    Raises ValueError/StrategyError for bad input or config and ModelTrainingError when training
+    itself fails (e.g. NaN loss); nothing is written outside `run_dir`.
+    """
+    tracker = tracker or NullTracker()
+    progress = progress or log.info
+    config = strategy.models.section(model_type, strategy_source)
+    arrays = prepare_arrays(model_type, splits, augmented)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    seed = strategy.seed
+    info = {**run_info, "symbol": symbol, "model_type": model_type, "config": config.model_dump(mode="json")}
+    tracker.log_params({"model_type": model_type, "seed": seed, **config.model_dump(mode="json")})
+
+    every = max(1, getattr(config, "epochs", 100) // 10)
+
+    def on_epoch_end(row: dict[str, Any]) -> None:
+        tracker.log_epoch(int(row["epoch"]), row)
+        if row["epoch"] == 1 or row["epoch"] % every == 0:
+            progress(
+                f"{symbol} {model_type} epoch {row['epoch']}: train_loss={row.get('train_loss', 0):.4f} "
+                f"val_loss={row.get('val_loss', 0):.4f} val_acc={row.get('val_acc', 0):.3f}"
+            )
+
+    started = time.perf_counter()
+    fitted = FITTERS[model_type](
+        arrays,
+        config,
+        seed=seed,
+        analytics=strategy.analytics,
+        run_info=info,
+        run_dir=run_dir,
+        on_epoch_end=on_epoch_end,
+    )
+    duration = time.perf_counter() - started
+    metrics = _evaluate(fitted, arrays)
+    X_val, y_val = arrays.parts["validation"]
+    importance = permutation_feature_importance(
+        fitted.predict_rows_padded,
+        X_val,
+        y_val,
+        splits.feature_names,
+        repeats=strategy.models.permutation_repeats,
+        seed=seed,
+    )
+    result = build_result(
+        symbol,
+        fitted.model_name,
+        metrics["train"],
+        metrics["validation"],
+        metrics["test"],
+        cv=fitted.cv,
+        feature_importance=importance,
+        warnings=fitted.warnings,
+        duration_s=duration,
+        extra={
+            "model_type": model_type,
+            **{k: v for k, v in fitted.details.items() if k != "analytics_alerts"},
+        },
+    )
+    fitted.save(run_dir / fitted.model_file)
+    (run_dir / "scaler.json").write_text(splits.scaler.to_json(), encoding="utf-8")
+    save_json(run_dir / "feature_names.json", splits.feature_names)
+    save_json(run_dir / "config.json", {"model_type": model_type, "seed": seed, "config": info["config"]})
+    save_json(run_dir / "metrics.json", result)
+    save_json(run_dir / "feature_importance.json", importance)
+    if model_type not in ("neural_network", "lstm"):
+        _tree_analytics(fitted, run_dir, strategy, info)
+    if fitted.history:
+        png = learning_curves_png(
+            fitted.history, f"{symbol} {fitted.model_name}", "round" if model_type == "xgboost" else "epoch"
+        )
+        write_bytes_atomic(run_dir / "learning_curves.png", png)
+    history = result["history"]
+    tracker.log_metrics(
+        {
+            "final_train_accuracy": history["train_accuracy"],
+            "final_val_accuracy": history["val_accuracy"],
+            "final_test_accuracy": history["test_accuracy"],
+            "train_val_gap": history["train_val_gap"],
+            "test_macro_f1": result["test_metrics"]["f1_score"],
+            "training_duration_seconds": duration,
+        }
+    )
+    tracker.log_artifacts(run_dir)
+    return to_jsonable(
+        {
+            "symbol": symbol,
+            "model_type": model_type,
+            "model_name": fitted.model_name,
+            "run_dir": str(run_dir),
+            "model_file": fitted.model_file,
+            "files": sorted(p.name for p in run_dir.iterdir() if p.is_file() and not p.name.startswith(".")),
+            "splits_fingerprint": splits_fingerprint(splits),
+            "config_fingerprint": config_fingerprint(config, seed),
+            "mlflow_run_id": tracker.run_id,
+            "device": fitted.details.get("device", "cpu"),
+            "lookback": fitted.lookback,
+            "result": result,
+            "analytics_alerts": fitted.details.get("analytics_alerts", []),
+        }
+    )
