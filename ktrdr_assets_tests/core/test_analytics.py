@@ -80,6 +80,31 @@ def test_collector_averages_layer_norms_over_sampled_batches():
     assert norms["sampled_batches"] == 2
 
 
+def test_collector_epoch_columns_and_parameter_change_between_epochs():
+    layer = nn.Linear(2, 1)  # 3 parameters
+    collector = EpochAnalytics(layer, AnalyticsConfig())
+    probs = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.2, 0.7]])
+    row = {"train_loss": 1.0, "val_loss": 1.1, "train_acc": 0.5, "val_acc": 1.0, "learning_rate": 1e-3}
+    row |= {"epoch_duration_seconds": 0.1, "batch_count": 1, "total_samples_processed": 4}
+    changes, signals = [], []
+    for epoch, step in ((1, 1.0), (2, 2.0)):
+        collector.start_epoch()
+        with torch.no_grad():
+            for p in layer.parameters():
+                p.add_(step)
+        columns, detailed = collector.collect(row | {"epoch": epoch}, probs, torch.tensor([0, 2]))
+        changes.append(columns["param_change_magnitude"])
+        signals.append(columns["learning_signal_strength"])
+    assert changes == pytest.approx([math.sqrt(3), 2 * math.sqrt(3)])
+    assert signals == ["unknown", "weak"]  # no loss improvement, no gradients sampled, change > 0.01: 1
+    assert columns["sell_precision"] == 1.0 and columns["buy_recall"] == 1.0 and columns["hold_recall"] == 0.0
+    assert columns["prediction_confidence_avg"] == pytest.approx(0.7)
+    assert columns["class_balance_score"] == pytest.approx(0.5)  # shares (1/2, 0, 1/2)
+    assert columns["overfitting_score"] == pytest.approx(0.1)
+    assert detailed["learning_indicators"]["convergence_indicator"] == "plateauing"
+    assert detailed["timing"] == {"epoch_duration": 0.1, "batch_count": 1, "samples_processed": 4}
+
+
 def test_parameter_change_hand_values():
     previous = {"w": torch.tensor([[0.0, 0.0]]), "b": torch.tensor([1.0])}
     current = {"w": torch.tensor([[3.0, 4.0]]), "b": torch.tensor([1.0])}

@@ -182,7 +182,9 @@ class EpochAnalytics:
         self._best_val_loss: float | None = None
 
     def start_epoch(self) -> None:
-        self._start = snapshot_parameters(self.model)
+        """Reset the gradient samples; the first epoch also snapshots the initial parameters."""
+        if not self._start:
+            self._start = snapshot_parameters(self.model)
         self._grad_samples = []
 
     def samples_batch(self, batch_index: int) -> bool:
@@ -208,7 +210,9 @@ class EpochAnalytics:
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """(CSV columns for this epoch, detailed JSON entry) from the epoch's basic row and val outputs."""
         gradients = self.gradient_norms()
-        params = parameter_change(snapshot_parameters(self.model), self._start)
+        current = snapshot_parameters(self.model)
+        params = parameter_change(current, self._start)
+        self._start = current  # the next epoch starts from these parameters
         probabilities = val_probabilities.float().cpu().numpy()
         y_pred = probabilities.argmax(axis=1)
         classes = class_metrics(val_true.cpu().numpy(), y_pred)

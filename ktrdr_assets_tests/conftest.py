@@ -1,0 +1,65 @@
+"""Test isolation: every test session gets its own raw folder (a copy of data/raw), warehouse,
+DAGSTER_HOME and MLflow store, set before ktrdr_assets is imported (partitions are discovered from
+the raw folder at import). Nothing a test does touches the project's own data/ or dagster_home/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="ktrdr-tests-"))
+RAW_COPY = SESSION_DIR / "raw"
+shutil.copytree(PROJECT_ROOT / "data" / "raw", RAW_COPY)
+(SESSION_DIR / "dagster_home").mkdir()
+os.environ["KTRDR_RAW_DIR"] = str(RAW_COPY)
+os.environ["KTRDR_WAREHOUSE_DIR"] = str(SESSION_DIR / "warehouse")
+os.environ["DAGSTER_HOME"] = str(SESSION_DIR / "dagster_home")
+os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{SESSION_DIR / 'mlflow.db'}"
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+SHIPPED_STRATEGY = PROJECT_ROOT / "data" / "strategies" / "neuro_mean_reversion.yaml"
+
+#: Small models so end-to-end tests train in seconds; everything else is the shipped strategy.
+FAST_MODELS = {
+    "random_forest": {"n_estimators": 25, "cross_validation": {"folds": 3}},
+    "xgboost": {"n_estimators": 25, "early_stopping_rounds": 5, "cross_validation": {"folds": 3}},
+    "neural_network": {"epochs": 5, "hidden_layers": [32, 16], "patience": 3},
+    "lstm": {"epochs": 3, "hidden_size": 16, "patience": 2, "batch_size": 64},
+    "permutation_repeats": 1,
+}
+
+
+def write_strategy(path: Path, **sections) -> Path:
+    """The shipped strategy with fast models and `sections` deep-merged over it, written to `path`."""
+    from ktrdr_assets.core.strategy import _deep_merge
+
+    raw = yaml.safe_load(SHIPPED_STRATEGY.read_text())
+    raw = _deep_merge(raw, {"models": FAST_MODELS})
+    raw = _deep_merge(raw, sections)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def strategy_run_config(path: Path) -> dict:
+    return {"resources": {"strategy": {"config": {"path": str(path)}}}}
+
+
+@pytest.fixture(scope="session")
+def session_dir() -> Path:
+    return SESSION_DIR
+
+
+@pytest.fixture(scope="session")
+def fast_strategy(session_dir: Path) -> Path:
+    return write_strategy(session_dir / "fast_strategy.yaml")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(SESSION_DIR, ignore_errors=True)
