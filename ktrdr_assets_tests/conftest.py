@@ -23,6 +23,8 @@ os.environ["KTRDR_WAREHOUSE_DIR"] = str(SESSION_DIR / "warehouse")
 os.environ["DAGSTER_HOME"] = str(SESSION_DIR / "dagster_home")
 os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{SESSION_DIR / 'mlflow.db'}"
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+# Tiny test models train fastest single-threaded, and do not fight the other test process for 2 cores.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 SHIPPED_STRATEGY = PROJECT_ROOT / "data" / "strategies" / "neuro_mean_reversion.yaml"
 
