@@ -73,6 +73,9 @@ class TorchTrainingConfig(_Strict):
     overfit_val_acc: float = Field(0.60, gt=0, le=1, description="... train acc above AND val acc below")
     mixed_precision: bool = Field(True, description="autocast on CUDA; ignored on CPU")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    cpu_threads: int = Field(
+        1, ge=1, description="torch CPU threads; 1 keeps two concurrent runs on 2 cores from thrashing"
+    )
 
 
 class NeuralNetworkConfig(TorchTrainingConfig):

@@ -119,17 +119,22 @@ def _fit_torch(
     run_dir: Path,
     on_epoch_end: Callable[[dict[str, Any]], None],
 ) -> FittedModel:
-    result = train_torch_model(
-        model,
-        train,
-        validation,
-        config,
-        analytics,
-        seed=seed,
-        run_info=run_info,
-        on_epoch_end=on_epoch_end,
-        analytics_dir=run_dir,
-    )
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(config.cpu_threads)
+    try:
+        result = train_torch_model(
+            model,
+            train,
+            validation,
+            config,
+            analytics,
+            seed=seed,
+            run_info=run_info,
+            on_epoch_end=on_epoch_end,
+            analytics_dir=run_dir,
+        )
+    finally:
+        torch.set_num_threads(previous_threads)
     if result.status != "success":
         raise ModelTrainingError(result.error or f"{model_name} training failed ({result.stop_reason})")
     trained = result.model

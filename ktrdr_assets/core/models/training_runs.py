@@ -92,18 +92,21 @@ def _evaluate(fitted: FittedModel, arrays: SplitArrays) -> dict[str, dict[str, A
     return out
 
 
-def _tree_analytics(fitted: FittedModel, run_dir: Path, strategy: StrategyConfig, run_info: dict) -> None:
-    """metrics.csv / detailed_metrics.json / alerts.txt for RF and XGBoost (columns that have meaning)."""
-    rows = fitted.history
-    alerts = evaluate_alerts(rows, strategy.analytics) if rows else []
-    best = fitted.details.get("best_round")
+def _tree_analytics(
+    fitted: FittedModel, rows: list[dict[str, Any]], run_dir: Path, strategy: StrategyConfig, run_info: dict
+) -> None:
+    """metrics.csv / detailed_metrics.json / alerts.txt for RF and XGBoost: one row per boosting round
+    (XGBoost) or a single row (RandomForest), with the columns that have a meaning for trees."""
+    best = fitted.details.get("best_round") or len(rows)
+    n_rounds = run_info.get("config", {}).get("n_estimators")
+    stop = "early_stopping" if fitted.history and len(rows) < (n_rounds or 0) else "completed"
     document = {
-        "run_metadata": {**run_info, "total_epochs": len(rows), "stopping_reason": "early_stopping"},
+        "run_metadata": {**run_info, "total_epochs": len(rows), "stopping_reason": stop},
         "training_config": run_info.get("config", {}),
         "epoch_metrics": rows,
-        "alerts": alerts,
+        "alerts": evaluate_alerts(rows, strategy.analytics),
         "monitor_alerts": [],
-        "final_analysis": final_analysis(rows, [], "early_stopping", best) if rows else {},
+        "final_analysis": final_analysis(rows, [], stop, best),
     }
     analytics = strategy.analytics
     export_run(
@@ -196,7 +199,16 @@ def train_model(
     save_json(run_dir / "metrics.json", result)
     save_json(run_dir / "feature_importance.json", importance)
     if model_type not in ("neural_network", "lstm"):
-        _tree_analytics(fitted, run_dir, strategy, info)
+        rows = fitted.history or [
+            {
+                "epoch": 1,
+                "train_acc": metrics["train"]["accuracy"],
+                "val_acc": metrics["validation"]["accuracy"],
+                "total_samples_processed": len(arrays.fit_y),
+                "epoch_duration_seconds": duration,
+            }
+        ]
+        _tree_analytics(fitted, rows, run_dir, strategy, info)
     if fitted.history:
         png = learning_curves_png(
             fitted.history, f"{symbol} {fitted.model_name}", "round" if model_type == "xgboost" else "epoch"

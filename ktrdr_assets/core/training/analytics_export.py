@@ -146,8 +146,8 @@ def final_analysis(
     return {
         "total_epochs_completed": last,
         "best_epoch": best_epoch,
-        "best_val_loss": best["val_loss"] if best else None,
-        "best_val_accuracy": best["val_acc"] if best else None,
+        "best_val_loss": best.get("val_loss") if best else None,
+        "best_val_accuracy": best.get("val_acc") if best else None,
         "peak_val_accuracy": max(val_accuracies, default=None),
         "stopping_trigger": STOPPING_TRIGGERS[stop_reason],
         "final_gradient_norm": epochs[-1]["gradient_norms"]["total"] if epochs else None,
