@@ -35,7 +35,7 @@ class RawSource:
 
 def validate_symbol(key: str) -> str:
     """Return `key` if it is a safe symbol (letters, digits, `._-`, no `..`), else raise."""
-    if not isinstance(key, str) or not _KEY_PATTERN.match(key) or ".." in key:
+    if not isinstance(key, str) or not _KEY_PATTERN.fullmatch(key) or ".." in key:
         raise PartitionKeyError(
             f"invalid partition key {key!r}: a symbol is 1-64 letters, digits or '._-' and never contains '..'"
         )

@@ -65,18 +65,33 @@ def ensure_experiment(name: str, tracking_uri: str) -> str:
     description="dagster-mlflow tracking: one parent MLflow run per Dagster run, store under DAGSTER_HOME.",
 )
 def mlflow_tracking_resource(context):
+    import mlflow
     from dagster_mlflow.resources import MlFlow
 
     uri = context.resource_config["tracking_uri"] or default_tracking_uri()
     name = context.resource_config["experiment_name"]
-    ensure_experiment(name, uri)
+    config = {"experiment_name": name, "mlflow_tracking_uri": uri}
+    parent = parent_run_id(uri, ensure_experiment(name, uri), context.run_id)
+    if parent is not None:  # a later step (or process) of this Dagster run: attach to its parent
+        config["mlflow_run_id"] = parent
     shim = SimpleNamespace(
-        log=context.log,
-        dagster_run=context.dagster_run,
-        run_id=context.run_id,
-        resource_config={"experiment_name": name, "mlflow_tracking_uri": uri},
+        log=context.log, dagster_run=context.dagster_run, run_id=context.run_id, resource_config=config
     )
-    return MlFlow(shim)
+    resource = MlFlow(shim)
+    # dagster-mlflow starts a fresh parent run without recording its id; the nested runs need it.
+    resource.mlflow_run_id = resource.mlflow_run_id or mlflow.active_run().info.run_id
+    return resource
+
+
+def parent_run_id(tracking_uri: str, experiment_id: str, dagster_run_id: str) -> str | None:
+    """The Dagster run's parent MLflow run: tagged with its id and not nested (the children carry the tag too,
+    so dagster-mlflow's own lookup, which takes the newest tagged run, could return a child)."""
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(tracking_uri)
+    runs = client.search_runs([experiment_id], filter_string=f"tags.dagster_run_id = '{dagster_run_id}'")
+    parents = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+    return parents[0].info.run_id if parents else None
 
 
 @contextmanager
