@@ -32,10 +32,11 @@ import torch
 
 from ktrdr_assets.core.models.config import AnalyticsConfig, LSTMConfig, NeuralNetworkConfig
 from ktrdr_assets.core.models.torch_nets import LSTMClassifier, MLPClassifier
-from ktrdr_assets.core.training import WindowDataset, train_torch_model
 from ktrdr_assets.core.training import trainer as trainer_module
 from ktrdr_assets.core.training.analytics import EpochAnalytics
 from ktrdr_assets.core.training.analytics_export import LiveMetricsCsv
+from ktrdr_assets.core.training.trainer import train_torch_model
+from ktrdr_assets.core.training.windows import WindowDataset
 
 SEED = 42
 

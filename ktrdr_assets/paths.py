@@ -39,3 +39,8 @@ def default_strategy_path() -> Path:
 
 def dagster_home() -> Path:
     return _env_path("DAGSTER_HOME", PROJECT_ROOT / "dagster_home")
+
+
+def default_tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI when set (a real server), else the embedded SQLite store under DAGSTER_HOME."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{dagster_home() / 'mlflow.db'}"

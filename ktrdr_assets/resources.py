@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +12,7 @@ import dagster as dg
 
 from .core.strategy import StrategyConfig, load_strategy
 from .core.tracking import MlflowTracker
-from .paths import PROJECT_ROOT, dagster_home, default_strategy_path
+from .paths import PROJECT_ROOT, dagster_home, default_strategy_path, default_tracking_uri
 
 
 class StrategyResource(dg.ConfigurableResource):
@@ -35,11 +34,6 @@ class StrategyResource(dg.ConfigurableResource):
 
 # --------------------------------------------------------------------------- MLflow
 EXPERIMENT_NAME = "ktrdr_assets"
-
-
-def default_tracking_uri() -> str:
-    """MLFLOW_TRACKING_URI when set (a real server), else the embedded SQLite store under DAGSTER_HOME."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{dagster_home() / 'mlflow.db'}"
 
 
 def ensure_experiment(name: str, tracking_uri: str) -> str:
@@ -80,6 +74,10 @@ def mlflow_tracking_resource(context):
     resource = MlFlow(shim)
     # dagster-mlflow starts a fresh parent run without recording its id; the nested runs need it.
     resource.mlflow_run_id = resource.mlflow_run_id or mlflow.active_run().info.run_id
+    # Each training re-activates the parent and ends it after (nested_training_run). Ended here as well,
+    # a run without a model step (select_symbol, a failed data stage) never leaves it RUNNING, nor
+    # active for the next run in this process to adopt.
+    mlflow.end_run()
     return resource
 
 

@@ -134,10 +134,15 @@ class AnalyticsConfig(_Strict):
     vanishing_gradient_norm: float = 0.01
     exploding_gradient_norm: float = 10.0
     overfitting_loss_gap: float = 0.3
-    plateau_epochs: int = 5
+    plateau_epochs: int = Field(5, ge=1, description="plateau alert / trend: epochs without progress")
     class_balance_min: float = 0.5
     poor_accuracy: float = 0.4
     poor_accuracy_after_epoch: int = 10
+    # Loss-trend analysis (core/training/trends.py): live MLflow trend metrics and ktrdr-analyze.
+    trend_window: int = Field(5, ge=2, description="epochs of the least-squares loss slopes and % change")
+    trend_min_delta: float = Field(1e-4, ge=0, description="an improvement: val loss drops more than this")
+    plateau_tolerance: float = Field(1e-3, ge=0, description="plateau: val loss has not dropped beyond this")
+    diverging_pct: float = Field(10.0, gt=0, description="diverging: val loss up > this % over the window")
 
 
 class GatesConfig(_Strict):

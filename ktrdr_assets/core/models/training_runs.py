@@ -33,6 +33,7 @@ from ..strategy import StrategyConfig
 from ..tracking import NullTracker, Tracker
 from ..training.alerts import evaluate_alerts
 from ..training.analytics_export import export_run, final_analysis
+from ..training.trends import LIVE_METRICS, TrendTracker
 from .evaluation import build_result, classification_metrics
 from .fitters import FITTERS, USES_SEQUENCES, FittedModel, SplitArrays
 from .importance import permutation_feature_importance
@@ -41,6 +42,7 @@ from .persistence import save_json
 log = logging.getLogger(__name__)
 
 MODEL_TYPES: tuple[str, ...] = tuple(FITTERS)
+TORCH_MODEL_TYPES = frozenset({"neural_network", "lstm"})
 PARTS = ("train", "validation", "test")
 
 
@@ -147,9 +149,14 @@ def train_model(
     tracker.log_params({"model_type": model_type, "seed": seed, **config.model_dump(mode="json")})
 
     every = max(1, getattr(config, "epochs", 100) // 10)
+    trends = TrendTracker(strategy.analytics) if model_type in TORCH_MODEL_TYPES else None
 
     def on_epoch_end(row: dict[str, Any]) -> None:
-        tracker.log_epoch(int(row["epoch"]), row)
+        """Log the epoch's LIVE_METRICS (torch models: with the loss trend so far) to the tracker."""
+        live = {key: row[key] for key in LIVE_METRICS if key in row}
+        if trends is not None:
+            live.update(trends.update(int(row["epoch"]), row["train_loss"], row["val_loss"]).metrics())
+        tracker.log_epoch(int(row["epoch"]), live)
         if row["epoch"] == 1 or row["epoch"] % every == 0:
             progress(
                 f"{symbol} {model_type} epoch {row['epoch']}: train_loss={row.get('train_loss', 0):.4f} "
