@@ -5,13 +5,14 @@ from __future__ import annotations
 import dagster as dg
 
 from .assets import data, models, selection
+from .experiments_jobs import experiment_jobs
 from .io import WarehouseIOManager
 from .jobs import jobs, schedules, sensors
 from .resources import StrategyResource, mlflow_tracking_resource
 
 defs = dg.Definitions(
     assets=[*dg.load_assets_from_modules([data, selection]), *models.model_assets],
-    jobs=jobs,
+    jobs=[*jobs, *experiment_jobs],
     schedules=schedules,
     sensors=sensors,
     resources={
