@@ -42,6 +42,7 @@ from .persistence import save_json
 log = logging.getLogger(__name__)
 
 MODEL_TYPES: tuple[str, ...] = tuple(FITTERS)
+FAILURE_FILE = "failure.json"
 TORCH_MODEL_TYPES = frozenset({"neural_network", "lstm"})
 PARTS = ("train", "validation", "test")
 
@@ -164,15 +165,20 @@ def train_model(
             )
 
     started = time.perf_counter()
-    fitted = FITTERS[model_type](
-        arrays,
-        config,
-        seed=seed,
-        analytics=strategy.analytics,
-        run_info=info,
-        run_dir=run_dir,
-        on_epoch_end=on_epoch_end,
-    )
+    try:
+        fitted = FITTERS[model_type](
+            arrays,
+            config,
+            seed=seed,
+            analytics=strategy.analytics,
+            run_info=info,
+            run_dir=run_dir,
+            on_epoch_end=on_epoch_end,
+        )
+    except Exception as err:
+        # The folder keeps what training wrote (e.g. metrics.csv up to a NaN loss) for diagnosis.
+        save_json(run_dir / FAILURE_FILE, {"status": "failed", "error": f"{type(err).__name__}: {err}", **info})
+        raise
     duration = time.perf_counter() - started
     metrics = _evaluate(fitted, arrays)
     X_val, y_val = arrays.parts["validation"]
