@@ -84,6 +84,12 @@ def raw_data_sensor(context: dg.SensorEvaluationContext):
     return requests or dg.SkipReason("no raw file changed")
 
 
+def _same_resources(run: dg.DagsterRun) -> dict:
+    """The run's resource config (strategy file, MLflow), so a follow-up run uses the same strategy."""
+    resources = run.run_config.get("resources")
+    return {"resources": resources} if resources else {}
+
+
 def _materialized_in_run(instance: dg.DagsterInstance, run_id: str) -> set[str]:
     records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
     return {r.event_log_entry.dagster_event.asset_key.to_user_string() for r in records}
@@ -97,7 +103,11 @@ def select_after_model_failure(context: dg.RunFailureSensorContext):
     run = context.dagster_run
     done = _materialized_in_run(context.instance, run.run_id)
     if "temporal_splits" in done and "model_selection" not in done and done & set(MODEL_STAGE):
-        yield dg.RunRequest(run_key=f"select-after-{run.run_id}", partition_key=run.tags.get("dagster/partition"))
+        yield dg.RunRequest(
+            run_key=f"select-after-{run.run_id}",
+            partition_key=run.tags.get("dagster/partition"),
+            run_config=_same_resources(run),
+        )
 
 
 @dg.run_status_sensor(
@@ -108,7 +118,8 @@ def select_after_model_failure(context: dg.RunFailureSensorContext):
 )
 def manifest_after_selection(context: dg.RunStatusSensorContext):
     """Rebuild the manifest after every successful symbol run."""
-    return dg.RunRequest(run_key=f"manifest-after-{context.dagster_run.run_id}")
+    run = context.dagster_run
+    return dg.RunRequest(run_key=f"manifest-after-{run.run_id}", run_config=_same_resources(run))
 
 
 jobs = [materialize_symbol, select_symbol, build_manifest_job]

@@ -74,7 +74,11 @@ def _metadata(record: dict, top: int) -> dict:
 
 def build_model_asset(model_type: str) -> dg.AssetsDefinition:
     name = model_asset_name(model_type)
-    checks = [dg.AssetCheckSpec(gate, asset=name, description=text, blocking=False) for gate, text in GATES.items()]
+    # partitions_def: each evaluation belongs to its symbol (one symbol's result never masks another's).
+    checks = [
+        dg.AssetCheckSpec(gate, asset=name, description=text, blocking=False, partitions_def=symbol_partitions)
+        for gate, text in GATES.items()
+    ]
 
     @dg.asset(
         name=name,
