@@ -296,11 +296,11 @@ def test_the_requested_selection_runs_without_the_failed_model(rescue: Rescue) -
     assert rescue.rescue.success, step_errors(rescue.rescue)
     assert set(materialized(rescue.rescue)) == set(SELECTION_ASSETS)
     selection = rescue.selection
-    # the failed model is reported, never selected (keyed by its model type: it has no record to name it)
-    assert selection["rejected"]["neural_network"] == ["not a candidate: never materialized"]
+    # the failed model is reported under its model name, never selected
+    assert selection["rejected"]["NeuralNetwork"] == ["not a candidate: never materialized"]
     trained = {record["model_name"] for record in rescue.records.values()}
     assert trained == {"RandomForest", "XGBoost", "LSTM"}
-    assert trained == (set(selection["rejected"]) - {"neural_network"}) | ({selection["selected_model"]} - {None})
+    assert trained == (set(selection["rejected"]) - {"NeuralNetwork"}) | ({selection["selected_model"]} - {None})
 
 
 def test_a_data_stage_failure_requests_nothing(workdir: Path, instance: dg.DagsterInstance) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .models.fitters import MODEL_NAMES
+
 
 def current_candidates(
     records: Mapping[str, Mapping[str, Any] | None],
@@ -20,11 +22,11 @@ def current_candidates(
     candidates: dict[str, dict[str, Any] | None] = {}
     excluded: dict[str, str] = {}
     for model_type, record in records.items():
+        name = MODEL_NAMES[model_type]
         if record is None:
-            candidates[model_type] = None
-            excluded[model_type] = "never materialized"
+            candidates[name] = None
+            excluded[name] = "never materialized"
             continue
-        name = record["model_name"]
         if record.get("splits_fingerprint") != splits_fingerprint:
             reason = "trained on other data than the current temporal_splits (its latest run failed or is older)"
         elif record.get("config_fingerprint") != config_fingerprints.get(model_type):

@@ -48,9 +48,9 @@ def test_stale_or_foreign_records_are_reported_not_candidates() -> None:
     assert excluded["RandomForest"].startswith("trained on other data than the current temporal_splits")
     assert excluded["XGBoost"] == "trained with another config than the strategy's current one"
     # a model never materialized has no record, hence no name: it is reported under its model type
-    assert candidates["neural_network"] is None
-    assert excluded["neural_network"] == "never materialized"
-    assert set(excluded) == {"RandomForest", "XGBoost", "neural_network"}
+    assert candidates["NeuralNetwork"] is None
+    assert excluded["NeuralNetwork"] == "never materialized"
+    assert set(excluded) == {"RandomForest", "XGBoost", "NeuralNetwork"}
 
 
 def test_other_data_wins_over_other_config_and_a_missing_fingerprint_never_matches() -> None:

@@ -26,6 +26,10 @@ from .tree_models import train_random_forest, train_xgboost
 log = logging.getLogger(__name__)
 
 
+#: The name each model type carries in results, selections and the manifest.
+MODEL_NAMES = {"random_forest": "RandomForest", "xgboost": "XGBoost", "neural_network": "NeuralNetwork", "lstm": "LSTM"}
+
+
 class ModelTrainingError(RuntimeError):
     """Training of one model failed (NaN loss, bad hyper-parameters, ...); the message says why."""
 
@@ -68,7 +72,7 @@ def fit_random_forest(arrays: SplitArrays, config: Any, **kw: Any) -> FittedMode
     X_val, y_val = arrays.parts["validation"]
     result = train_random_forest(arrays.fit_X, arrays.fit_y, X_val, y_val, config, kw["seed"])
     return FittedModel(
-        model_name="RandomForest",
+        model_name=MODEL_NAMES["random_forest"],
         model=result.model,
         model_file="model.skops",
         history=[],
@@ -86,7 +90,7 @@ def fit_xgboost(arrays: SplitArrays, config: Any, **kw: Any) -> FittedModel:
     for row in history:
         kw["on_epoch_end"](row)
     return FittedModel(
-        model_name="XGBoost",
+        model_name=MODEL_NAMES["xgboost"],
         model=result.model,
         model_file="model.json",
         history=history,
@@ -176,7 +180,7 @@ def fit_neural_network(arrays: SplitArrays, config: Any, **kw: Any) -> FittedMod
         (arrays.fit_X, arrays.fit_y),
         arrays.parts["validation"],
         config,
-        model_name="NeuralNetwork",
+        model_name=MODEL_NAMES["neural_network"],
         lookback=1,
         **kw,
     )
@@ -187,7 +191,7 @@ def fit_lstm(arrays: SplitArrays, config: Any, **kw: Any) -> FittedModel:
     model = LSTMClassifier.from_config(config, arrays.fit_X.shape[1])
     train = WindowDataset(arrays.fit_X, arrays.fit_y, config.lookback)
     validation = WindowDataset(*arrays.parts["validation"], config.lookback)
-    return _fit_torch(model, train, validation, config, model_name="LSTM", lookback=config.lookback, **kw)
+    return _fit_torch(model, train, validation, config, model_name=MODEL_NAMES["lstm"], lookback=config.lookback, **kw)
 
 
 FITTERS: dict[str, Callable[..., FittedModel]] = {

@@ -118,9 +118,7 @@ class TrendTracker:
     def update(self, epoch: int, train_loss: float, val_loss: float) -> EpochTrend:
         """Record one finished epoch's losses and return the trend after it."""
         if self._last_epoch is not None and epoch <= self._last_epoch:
-            raise ValueError(
-                f"TrendTracker: epoch {epoch} came after epoch {self._last_epoch}; epochs must increase"
-            )
+            raise ValueError(f"TrendTracker: epoch {epoch} came after epoch {self._last_epoch}; epochs must increase")
         self._last_epoch = epoch
         self._best.step(epoch, val_loss)
         self._progress.step(epoch, val_loss)
@@ -155,8 +153,7 @@ def _judge(last: EpochTrend, config: AnalyticsConfig) -> tuple[Trend, str]:
         return "diverging", f"val loss is {last.val_loss} at epoch {last.epoch}: training diverged"
     if last.val_slope is not None and last.val_slope > 0 and last.change_pct > config.diverging_pct:
         return "diverging", (
-            f"val loss rose {last.change_pct:+.1f}% over the last {w} epochs "
-            f"(more than {config.diverging_pct:g}%)"
+            f"val loss rose {last.change_pct:+.1f}% over the last {w} epochs (more than {config.diverging_pct:g}%)"
         )
     if last.is_overfitting:
         return "overfitting", (
