@@ -61,7 +61,8 @@ def select_model(symbol: str, candidates: Mapping[str, Mapping[str, Any] | None]
             rejected[name] = reasons
             continue
         acc = read_accuracies(result)
-        score = acc.test - gates.gap_penalty * acc.train_val_gap
+        # Only overfitting is penalized: validation beating train (a negative gap) earns no bonus.
+        score = acc.test - gates.gap_penalty * max(0.0, acc.train_val_gap)
         ranked.append((-round(score, 12), name, score, acc.test, acc.train_val_gap))
 
     if not ranked:

@@ -176,3 +176,14 @@ def test_merge_selections_keeps_unattempted_symbols_and_counts_stale():
         "stale_selections": 1,
     }
     assert merge_selections(None, {"EURUSD": NONE}) == {"EURUSD": NONE}
+
+
+def test_a_negative_gap_earns_no_bonus():
+    # B's validation beats its train accuracy (gap -0.10): scored as gap 0, so A's better test accuracy wins.
+    candidates = {
+        "A": result(0.70, 0.66, 0.66),  # gap 0.04 -> 0.66 - 0.02 = 0.64
+        "B": result(0.55, 0.65, 0.63),  # gap -0.10 -> 0.63 (a bonus would make it 0.68 and win)
+    }
+    selection = select_model("EURUSD", candidates, GatesConfig(min_accuracy=0.5))
+    assert selection["selected_model"] == "A"
+    assert selection["score"] == pytest.approx(0.66 - 0.5 * 0.04)
