@@ -22,7 +22,10 @@ _common = {"partitions_def": symbol_partitions, "group_name": "data"}
 
 
 def _spec(name: str, asset: str, description: str, blocking: bool = True) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(name, asset=asset, description=description, blocking=blocking)
+    """A check the asset evaluates on the partition it just wrote, recorded per symbol."""
+    return dg.AssetCheckSpec(
+        name, asset=asset, description=description, blocking=blocking, partitions_def=symbol_partitions
+    )
 
 
 @dg.asset(
