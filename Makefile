@@ -19,7 +19,7 @@ run: setup  ## materialize the whole graph for one symbol (default EURUSD) and p
 	$(BIN)/ktrdr-run --symbol $(SYMBOL)
 
 test: setup  ## lint, then the whole test suite
-	$(BIN)/ruff check ktrdr_assets ktrdr_assets_tests benchmarks
+	$(BIN)/ruff check ktrdr_assets ktrdr_assets_tests
 	$(BIN)/pytest
 
 ui: setup  ## the Dagster UI on http://127.0.0.1:3000 (schedules and sensors run while it is up)
@@ -29,9 +29,10 @@ mlflow-ui: setup  ## MLflow's UI on the embedded tracking store, http://127.0.0.
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(DAGSTER_HOME)/mlflow.db --host 127.0.0.1 --port 5000
 
 bench: setup  ## the benchmarks (feature stage, Dagster overhead, analytics overhead)
-	$(BIN)/python -m benchmarks.feature_stage
-	$(BIN)/python -m benchmarks.dagster_overhead
-	$(BIN)/python -m benchmarks.analytics_overhead
+	$(BIN)/python -m ktrdr_assets.benchmarks.feature_stage
+	$(BIN)/python -m ktrdr_assets.benchmarks.dagster_overhead
+	$(BIN)/python -m ktrdr_assets.benchmarks.analytics_overhead
+	$(BIN)/python -m ktrdr_assets.benchmarks.model_report
 
 clean:  ## forget every materialization and run (keeps the code and raw data)
 	rm -rf data/warehouse $(DAGSTER_HOME)/storage $(DAGSTER_HOME)/history $(DAGSTER_HOME)/schedules \

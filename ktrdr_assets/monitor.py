@@ -294,8 +294,7 @@ def _analysis_text(result: dict[str, Any]) -> str:
         [
             f"{head}, {result['epochs']} epochs (last {result['last_epoch']}: {last})",
             f"  trend: {result['trend']} (val loss {change} over the last {result['window']} epochs)",
-            f"  best epoch: {result['best_epoch']}, "
-            f"epochs since improvement: {result['epochs_since_improvement']}",
+            f"  best epoch: {result['best_epoch']}, epochs since improvement: {result['epochs_since_improvement']}",
             f"  overfitting: {yes[result['is_overfitting']]}, plateau: {yes[result['is_plateaued']]}",
             f"  recommendation: {result['recommendation']} - {result['reason']}",
         ]
@@ -317,9 +316,7 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     which.add_argument("--dagster-run", help="a Dagster run id: its model training runs")
     parser.add_argument("--symbol", help="the latest training run of this symbol (tag)")
     parser.add_argument("--model-type", choices=list(MODEL_CONFIGS), help="... of this model type (tag)")
-    parser.add_argument(
-        "--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI, else under DAGSTER_HOME)"
-    )
+    parser.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI, else under DAGSTER_HOME)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
 
@@ -368,9 +365,7 @@ def monitor_main(argv: list[str] | None = None) -> int:
 
 def analyze_main(argv: list[str] | None = None) -> int:
     """`ktrdr-analyze`: loss trend, best epoch and a recommendation for the selected training runs."""
-    parser = _parser(
-        "ktrdr-analyze", "Loss trend, best epoch and a recommendation per selected training run."
-    )
+    parser = _parser("ktrdr-analyze", "Loss trend, best epoch and a recommendation per selected training run.")
     parser.add_argument("--strategy", help="strategy YAML whose analytics: section sets the rules")
     args = parser.parse_args(argv)
     selection = _selection(parser, args)

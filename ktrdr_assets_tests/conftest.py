@@ -28,14 +28,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 SHIPPED_STRATEGY = PROJECT_ROOT / "data" / "strategies" / "neuro_mean_reversion.yaml"
 
-#: Small models so end-to-end tests train in seconds; everything else is the shipped strategy.
-FAST_MODELS = {
-    "random_forest": {"n_estimators": 25, "cross_validation": {"folds": 3}},
-    "xgboost": {"n_estimators": 25, "early_stopping_rounds": 5, "cross_validation": {"folds": 3}},
-    "neural_network": {"epochs": 5, "hidden_layers": [32, 16], "patience": 3},
-    "lstm": {"epochs": 3, "hidden_size": 16, "patience": 2, "batch_size": 64},
-    "permutation_repeats": 1,
-}
+from ktrdr_assets.benchmarks.fast_models import FAST_MODELS  # noqa: E402  (after the environment is set)
 
 
 def write_strategy(path: Path, **sections) -> Path:

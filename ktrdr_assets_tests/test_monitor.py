@@ -119,9 +119,7 @@ def _epoch_metrics(train, val, train_acc, val_acc, timestamp: int = 0) -> list[M
     return out
 
 
-def _run(
-    store, tags: dict, metrics: list[Metric], status="FINISHED", start_time=None, nested: bool = True
-) -> str:
+def _run(store, tags: dict, metrics: list[Metric], status="FINISHED", start_time=None, nested: bool = True) -> str:
     """A model-training run as nested_training_run makes it: a child of a parent run (unless not `nested`)."""
     tags = {"mlflow.parentRunId": store.parent, **tags} if nested else tags
     run_id = store.client.create_run(store.experiment, start_time=start_time, tags=tags).info.run_id
@@ -147,9 +145,7 @@ def runs(store):
     d1 = str(uuid.uuid4())
     nn = {"symbol": "AAA", "model_type": "neural_network"}
     ids = SimpleNamespace(dagster_run=d1)
-    ids.older = _run(
-        store, nn, _epoch_metrics(TRAIN[:2], VAL[:2], TRAIN_ACC[:2], VAL_ACC[:2]), start_time=1000
-    )
+    ids.older = _run(store, nn, _epoch_metrics(TRAIN[:2], VAL[:2], TRAIN_ACC[:2], VAL_ACC[:2]), start_time=1000)
     ids.parent = _run(store, {"dagster_run_id": d1}, [Metric("x", 1.0, 0, 0)], start_time=1500, nested=False)
     # the latest AAA neural_network training, but an experiment/HPO one (a top-level run)
     ids.hpo = _run(
@@ -159,9 +155,7 @@ def runs(store):
         start_time=5000,
         nested=False,
     )
-    ids.nn = _run(
-        store, {**nn, "dagster_run_id": d1}, _epoch_metrics(TRAIN, VAL, TRAIN_ACC, VAL_ACC), start_time=2000
-    )
+    ids.nn = _run(store, {**nn, "dagster_run_id": d1}, _epoch_metrics(TRAIN, VAL, TRAIN_ACC, VAL_ACC), start_time=2000)
     ids.lstm = _run(
         store,
         {"symbol": "AAA", "model_type": "lstm", "dagster_run_id": d1},
@@ -171,9 +165,7 @@ def runs(store):
     )
     partial = _epoch_metrics(TRAIN[:4], VAL[:4], TRAIN_ACC[:4], VAL_ACC[:4])
     # epoch 4 half written: its losses and accuracies, not yet its trend
-    partial = [
-        m for m in partial if m.step < 4 or m.key in ("train_loss", "val_loss", "train_acc", "val_acc")
-    ]
+    partial = [m for m in partial if m.step < 4 or m.key in ("train_loss", "val_loss", "train_acc", "val_acc")]
     ids.running = _run(store, {"symbol": "BBB", "model_type": "neural_network"}, partial, status="RUNNING")
     ids.empty = _run(store, {"symbol": "CCC", "model_type": "neural_network"}, [], status="RUNNING")
     return ids
@@ -197,9 +189,7 @@ def test_monitor_prints_each_epoch_of_a_finished_run_then_its_status(store, runs
         "AAA/neural_network epoch 7: train_loss=0.4000 val_loss=0.8900 train_acc=0.8000 val_acc=0.5000 "
         "best_epoch=3 (4 ago) [overfitting]"
     )
-    assert [line.split(":")[0] for line in lines[1:8]] == [
-        f"AAA/neural_network epoch {e}" for e in range(1, 8)
-    ]
+    assert [line.split(":")[0] for line in lines[1:8]] == [f"AAA/neural_network epoch {e}" for e in range(1, 8)]
     assert lines[8:] == [f"AAA/neural_network run {runs.nn}: FINISHED after 7 epochs"]
 
 
@@ -227,9 +217,7 @@ def test_monitor_json_lines_for_agents(store, runs, capsys):
 
 def test_symbol_and_model_type_pick_the_latest_training_run(store, runs, capsys):
     code, lines, _ = _monitor(store, capsys, "--symbol", "AAA", "--model-type", "neural_network", "--json")
-    assert (
-        code == 0 and json.loads(lines[0])["run_id"] == runs.nn
-    )  # not runs.older (started earlier) nor runs.hpo
+    assert code == 0 and json.loads(lines[0])["run_id"] == runs.nn  # not runs.older (started earlier) nor runs.hpo
     code, lines, _ = _monitor(store, capsys, "--symbol", "AAA", "--json")
     assert code == 1 and json.loads(lines[0])["run_id"] == runs.lstm  # the latest of any model type: FAILED
 
@@ -241,26 +229,20 @@ def test_dagster_run_follows_each_training_run_but_not_the_parent(store, runs, c
     assert ends == {runs.nn: ("FINISHED", 7), runs.lstm: ("FAILED", 2)}
     assert runs.parent not in {e.get("run_id") for e in events}
     assert code == 1  # one of them failed
-    code, lines, _ = _monitor(
-        store, capsys, "--dagster-run", runs.dagster_run, "--model-type", "neural_network"
-    )
+    code, lines, _ = _monitor(store, capsys, "--dagster-run", runs.dagster_run, "--model-type", "neural_network")
     assert code == 0 and lines[-1] == f"AAA/neural_network run {runs.nn}: FINISHED after 7 epochs"
 
 
 def test_running_run_prints_complete_epochs_and_holds_back_a_half_written_one(store, runs, capsys):
     code, lines, _ = _monitor(store, capsys, "--run-id", runs.running, "--timeout", "0.3")
     assert code == 124
-    assert [line.split(":")[0] for line in lines[1:-1]] == [
-        f"BBB/neural_network epoch {e}" for e in (1, 2, 3)
-    ]
+    assert [line.split(":")[0] for line in lines[1:-1]] == [f"BBB/neural_network epoch {e}" for e in (1, 2, 3)]
     assert lines[-1] == f"timeout: gave up after 0.3 s; still running: {runs.running}"
 
 
 def test_monitor_prints_new_epochs_as_they_arrive_and_ends_with_the_run(store, capsys):
     metrics = _epoch_metrics(TRAIN[:5], VAL[:5], TRAIN_ACC[:5], VAL_ACC[:5])
-    run_id = _run(
-        store, {"symbol": "DDD", "model_type": "lstm"}, [m for m in metrics if m.step <= 2], "RUNNING"
-    )
+    run_id = _run(store, {"symbol": "DDD", "model_type": "lstm"}, [m for m in metrics if m.step <= 2], "RUNNING")
 
     def finish_training():
         time.sleep(0.3)
@@ -296,10 +278,7 @@ def test_missing_run_or_store_is_exit_code_2_with_a_message(store, runs, capsys,
     assert monitor_main(["--symbol", "AAA", "--tracking-uri", missing]) == 2
     assert f"no MLflow store at {tmp_path / 'nope.db'}" in capsys.readouterr().err
     assert not (tmp_path / "nope.db").exists()
-    assert (
-        analyze_main(["--symbol", "AAA", "--tracking-uri", store.uri, "--strategy", str(tmp_path / "x.yaml")])
-        == 2
-    )
+    assert analyze_main(["--symbol", "AAA", "--tracking-uri", store.uri, "--strategy", str(tmp_path / "x.yaml")]) == 2
     assert f"{tmp_path / 'x.yaml'}: strategy file not found" in capsys.readouterr().err
 
 
@@ -362,9 +341,7 @@ def test_analyze_reports_trend_best_epoch_and_recommendation(store, runs, capsys
         "  best epoch: 3, epochs since improvement: 4",
         "  overfitting: yes, plateau: no",
     ]
-    assert text[4].startswith(
-        "  recommendation: add_regularization - over the last 5 epochs train loss falls"
-    )
+    assert text[4].startswith("  recommendation: add_regularization - over the last 5 epochs train loss falls")
 
 
 def test_analyze_uses_the_strategy_rules_and_covers_each_run_of_a_dagster_run(store, runs, capsys, tmp_path):
@@ -395,8 +372,7 @@ def test_analyze_a_running_run_and_one_without_epochs(store, runs, capsys):
     )
     assert analyze_main(["--run-id", runs.empty, "--tracking-uri", store.uri]) == 1
     assert capsys.readouterr().out.strip() == (
-        f"CCC/neural_network run {runs.empty} (RUNNING): "
-        "no metrics yet: no epoch with train_loss and val_loss"
+        f"CCC/neural_network run {runs.empty} (RUNNING): no metrics yet: no epoch with train_loss and val_loss"
     )
 
 
@@ -412,9 +388,7 @@ def test_tree_models_log_their_losses_per_round_without_the_torch_trend(tmp_path
     strategy = load_strategy(write_strategy(tmp_path / "s.yaml"))
     splits, tracker = synthetic_splits(), _RecordingTracker()
     run_dir = tmp_path / "run"
-    train_model(
-        "xgboost", splits, splits.train, strategy, symbol="X", run_dir=run_dir, run_info={}, tracker=tracker
-    )
+    train_model("xgboost", splits, splits.train, strategy, symbol="X", run_dir=run_dir, run_info={}, tracker=tracker)
     rounds = pd.read_csv(run_dir / "metrics.csv")  # one row per boosting round
     assert [step for step, _ in tracker.epochs] == rounds["epoch"].tolist()
     assert all(set(metrics) == set(EPOCH_COLUMNS) for _, metrics in tracker.epochs), tracker.epochs[0]
@@ -495,9 +469,7 @@ def test_monitor_shows_epochs_of_a_live_training_before_it_ends_then_exits(live)
 def test_live_training_logs_the_live_metrics_and_the_trend_each_epoch(store, live):
     assert set(live.run.data.metrics) == set(LIVE_METRICS) | FINAL_METRICS
     history = {
-        key: [
-            m.value for m in sorted(store.client.get_metric_history(live.run_id, key), key=lambda m: m.step)
-        ]
+        key: [m.value for m in sorted(store.client.get_metric_history(live.run_id, key), key=lambda m: m.step)]
         for key in LIVE_METRICS
     }
     assert all(len(values) == EPOCHS for values in history.values())

@@ -125,7 +125,8 @@ def expected_selection(records: dict[str, dict], gates: dict) -> tuple[str | Non
         result = record["result"]
         if all(passed for passed, _ in expected_gates(result, gates).values()):
             h = result["history"]
-            score = h["test_accuracy"] - gates.get("gap_penalty", 0.5) * (h["train_accuracy"] - h["val_accuracy"])
+            gap = max(0.0, h["train_accuracy"] - h["val_accuracy"])  # only overfitting is penalized
+            score = h["test_accuracy"] - gates.get("gap_penalty", 0.5) * gap
             scored.append((-score, record["model_name"]))
         else:
             rejected.add(record["model_name"])
@@ -376,7 +377,8 @@ def test_permissive_gates_select_the_best_passing_model(aapl_pass: Scenario, aap
     assert selection["model_type"] == record["model_type"] and selection["run_dir"] == record["run_dir"]
     assert selection["test_accuracy"] == pytest.approx(h["test_accuracy"])
     assert selection["train_val_gap"] == pytest.approx(h["train_accuracy"] - h["val_accuracy"])
-    assert selection["score"] == pytest.approx(h["test_accuracy"] - 0.5 * (h["train_accuracy"] - h["val_accuracy"]))
+    gap = h["train_accuracy"] - h["val_accuracy"]
+    assert selection["score"] == pytest.approx(h["test_accuracy"] - 0.5 * max(0.0, gap))  # no bonus for gap < 0
 
 
 def test_decision_threshold_is_the_validation_macro_f1_optimum(aapl_pass: Scenario) -> None:

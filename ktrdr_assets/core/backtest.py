@@ -31,17 +31,15 @@ Metrics (each a pure function below), over the n - 1 per-period net returns:
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from pydantic import BaseModel, ConfigDict, Field
 
+from .plots import figure_png, new_figure
 from .signals import Signal
 
 FX_TRADING_DAYS = 260  # 24 hours x 5 days x 52 weeks
@@ -297,8 +295,7 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def plot_equity(result: BacktestResult) -> bytes:
     """PNG of both equity curves (top) and their drawdowns (bottom), rendered with the Agg backend."""
-    fig = Figure(figsize=(10, 6), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = new_figure(10, 6)
     ax_equity, ax_dd = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     curves = {"strategy": result.equity, "buy & hold": result.buy_and_hold_equity}
     for label, curve in curves.items():
@@ -314,7 +311,4 @@ def plot_equity(result: BacktestResult) -> bytes:
     ax_equity.grid(alpha=0.3)
     ax_dd.set_ylabel("drawdown %")
     ax_dd.grid(alpha=0.3)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure_png(fig)

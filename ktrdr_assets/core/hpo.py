@@ -17,7 +17,6 @@ Results (`write_search_outputs`): `trials.csv`, `optimization_history.png`, `stu
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import shutil
@@ -32,8 +31,6 @@ from typing import Any, Literal
 import optuna
 import pandas as pd
 import yaml
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .atomic import write_bytes_atomic, write_text_atomic
@@ -49,6 +46,7 @@ from .experiments import (
 from .jsonsafe import dumps
 from .models.fitters import ModelTrainingError
 from .models.training_runs import train_model
+from .plots import figure_png, new_figure
 from .splits import TemporalSplits
 from .strategy import StrategyConfig
 from .tracking import Tracker
@@ -324,8 +322,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
 
 def history_png(study: optuna.Study) -> bytes:
     """Objective per trial (completed: dots, pruned: last reported value as x) and the best so far."""
-    fig = Figure(figsize=(8, 3.6), dpi=90)
-    FigureCanvasAgg(fig)
+    fig = new_figure(8, 3.6)
     ax = fig.add_subplot(1, 1, 1)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED and t.intermediate_values]
@@ -343,10 +340,7 @@ def history_png(study: optuna.Study) -> bytes:
     if complete or pruned:
         ax.legend(loc="best", fontsize=8)
     ax.set_title(f"{study.study_name}: optimization history {state_counts(study)}", fontsize=10)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure_png(fig)
 
 
 def write_search_outputs(

@@ -10,10 +10,23 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 
+def new_figure(width: float = 8, height: float = 3.2) -> Figure:
+    """A matplotlib Figure with its own Agg canvas (no pyplot global state, safe in any thread)."""
+    fig = Figure(figsize=(width, height), dpi=90)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def figure_png(fig: Figure) -> bytes:
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
 def learning_curves_png(rows: Sequence[Mapping[str, Any]], title: str, x_label: str = "epoch") -> bytes:
     """Loss and accuracy per epoch (or boosting round), train vs validation, as PNG bytes."""
-    fig = Figure(figsize=(8, 3.2), dpi=90)
-    FigureCanvasAgg(fig)
+    fig = new_figure()
     epochs = [row["epoch"] for row in rows]
     for position, (metric, label) in enumerate((("loss", "loss"), ("acc", "accuracy")), start=1):
         ax = fig.add_subplot(1, 2, position)
@@ -26,16 +39,12 @@ def learning_curves_png(rows: Sequence[Mapping[str, Any]], title: str, x_label: 
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=8)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure_png(fig)
 
 
 def comparison_png(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], title: str) -> bytes:
     """One line per model: (x values, y values), e.g. validation loss per epoch."""
-    fig = Figure(figsize=(8, 3.2), dpi=90)
-    FigureCanvasAgg(fig)
+    fig = new_figure()
     ax = fig.add_subplot(1, 1, 1)
     for name, (xs, ys) in series.items():
         ax.plot(xs, ys, label=name)
@@ -44,7 +53,4 @@ def comparison_png(series: Mapping[str, tuple[Sequence[float], Sequence[float]]]
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure_png(fig)

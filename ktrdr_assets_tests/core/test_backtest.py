@@ -101,17 +101,14 @@ def test_no_look_ahead_signal_earns_only_the_next_bar():
     late = run_backtest(close, signals_like(close, [HOLD, HOLD, BUY]), BacktestConfig(), 252)
     assert late.equity.tolist() == [1.0, 1.0, 1.0]  # a BUY at the last bar earns nothing, costs nothing
     assert late.metrics["strategy"]["trade_count"] == 0
-    on_time = run_backtest(
-        close, signals_like(close, [HOLD, BUY, HOLD]), BacktestConfig(cost_per_trade=0), 252
-    )
+    on_time = run_backtest(close, signals_like(close, [HOLD, BUY, HOLD]), BacktestConfig(cost_per_trade=0), 252)
     assert on_time.equity.tolist() == pytest.approx([1.0, 1.0, 1.2])
 
 
 def test_last_signal_never_changes_the_result():
     config = BacktestConfig(cost_per_trade=COST, mode="long_short")
     results = [
-        run_backtest(CLOSE, signals_like(CLOSE, [*SIGNALS.iloc[:-1], last]), config, 252)
-        for last in (SELL, HOLD, BUY)
+        run_backtest(CLOSE, signals_like(CLOSE, [*SIGNALS.iloc[:-1], last]), config, 252) for last in (SELL, HOLD, BUY)
     ]
     for other in results[1:]:
         pd.testing.assert_series_equal(other.equity, results[0].equity)

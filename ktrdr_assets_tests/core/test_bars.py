@@ -56,9 +56,7 @@ def raises(path_or_none, match_parts, fn, *args, **kwargs) -> str:
 # --------------------------------------------------------------------------- the three real files
 
 
-@pytest.mark.parametrize(
-    ("name", "rows"), [("EURUSD_1h.csv", 6225), ("AAPL_1d.csv", 3270), ("MSFT_1d.csv", 3270)]
-)
+@pytest.mark.parametrize(("name", "rows"), [("EURUSD_1h.csv", 6225), ("AAPL_1d.csv", 3270), ("MSFT_1d.csv", 3270)])
 def test_real_files_load_fast_with_the_canonical_shape(name: str, rows: int) -> None:
     assert len(csv_rows(name)) == rows
     start = time.perf_counter()
@@ -240,9 +238,7 @@ def test_nonexistent_local_time_fails(tmp_path: Path) -> None:
 
 
 def test_mixed_naive_and_aware_stamps_fail(tmp_path: Path) -> None:
-    path = write(
-        tmp_path, f"{HEADER}\n2017-01-02 10:00+00:00,1,2,0.5,1.5,3\n2017-01-03 10:00,1,2,0.5,1.5,3\n"
-    )
+    path = write(tmp_path, f"{HEADER}\n2017-01-02 10:00+00:00,1,2,0.5,1.5,3\n2017-01-03 10:00,1,2,0.5,1.5,3\n")
     raises(path, ["data row 2", "without a UTC offset"], load_bars, path, required_bars=1)
 
 
@@ -301,9 +297,7 @@ def test_parquet_with_a_datetime_index(tmp_path: Path, tz: str | None) -> None:
     frame.to_parquet(path)
     bars = load_bars(path, required_bars=3)
     offset = pd.Timedelta(hours=1 if tz else 0)  # Berlin is UTC+1 in early March
-    expected = (
-        pd.DatetimeIndex(["2021-03-01 09:00", "2021-03-01 10:00", "2021-03-01 11:00"], tz="UTC") - offset
-    )
+    expected = pd.DatetimeIndex(["2021-03-01 09:00", "2021-03-01 10:00", "2021-03-01 11:00"], tz="UTC") - offset
     assert list(bars.index) == list(expected)
     assert bars["close"].tolist() == [3.5, 1.5, 2.5]
     assert bars["volume"].tolist() == [0.0, 0.0, 0.0]  # no volume column -> 0.0
@@ -383,9 +377,7 @@ def test_conflicting_duplicate_timestamps(tmp_path: Path) -> None:
     ],
 )
 def test_bad_bar_values_name_file_stamp_and_rule(tmp_path: Path, row: str, rule: str) -> None:
-    path = write(
-        tmp_path, f"{HEADER}\n2017-01-02,1,2,0.5,1.5,3\n2017-01-03,{row}\n2017-01-04,1,2,0.5,1.5,3\n"
-    )
+    path = write(tmp_path, f"{HEADER}\n2017-01-02,1,2,0.5,1.5,3\n2017-01-03,{row}\n2017-01-04,1,2,0.5,1.5,3\n")
     raises(path, ["2017-01-03T00:00:00+00:00", rule], load_bars, path, required_bars=1)
 
 
@@ -421,9 +413,7 @@ def test_duplicate_role_columns(tmp_path: Path) -> None:
 
 
 def test_shipped_sources_config() -> None:
-    assert load_sources_config(REPO / "data" / "sources.yaml") == {
-        "EURUSD_1h.csv": SourceOverride(dayfirst=True)
-    }
+    assert load_sources_config(REPO / "data" / "sources.yaml") == {"EURUSD_1h.csv": SourceOverride(dayfirst=True)}
 
 
 def test_sources_config_missing_file_is_empty(tmp_path: Path) -> None:
@@ -508,9 +498,7 @@ def test_symbol_pattern() -> None:
 def _bars(stamps: list[str], closes: list[float]) -> pd.DataFrame:
     close = np.asarray(closes, dtype=np.float64)
     index = pd.DatetimeIndex(stamps, tz="UTC", name="timestamp")
-    return pd.DataFrame(
-        {"open": close, "high": close, "low": close, "close": close, "volume": 1.0}, index=index
-    )
+    return pd.DataFrame({"open": close, "high": close, "low": close, "close": close, "volume": 1.0}, index=index)
 
 
 def test_one_bar_moves_known_answer() -> None:
@@ -530,10 +518,7 @@ def test_bar_stats_hourly_weekend_closure_and_midweek_gap() -> None:
     ]
     stats = bar_stats(_bars(stamps, [1.0, 1.1, 1.0, 1.2, 1.2, 1.2]), "1h")
     assert stats["missing_bars"] == 2 + 55
-    assert (
-        stats["largest_move"] == pytest.approx(0.2)
-        and stats["largest_move_at"] == "2024-01-07T22:00:00+00:00"
-    )
+    assert stats["largest_move"] == pytest.approx(0.2) and stats["largest_move_at"] == "2024-01-07T22:00:00+00:00"
     assert (stats["bars"], stats["first"], stats["last"]) == (
         6,
         "2024-01-03T10:00:00+00:00",
@@ -556,6 +541,4 @@ def test_bar_stats_weekly_and_single_bar() -> None:
     weekly = _bars(["2024-01-01", "2024-01-08", "2024-01-29"], [1.0, 1.0, 1.0])
     assert bar_stats(weekly, "1w")["missing_bars"] == 2
     single = bar_stats(_bars(["2024-01-01"], [1.0]), "1d")
-    assert (
-        single["missing_bars"] == 0 and single["largest_move"] is None and single["largest_move_at"] is None
-    )
+    assert single["missing_bars"] == 0 and single["largest_move"] is None and single["largest_move_at"] is None

@@ -22,15 +22,11 @@ def test_classification_metrics_known_answer():
     m = classification_metrics(Y_TRUE, Y_PRED)
     assert m["accuracy"] == pytest.approx(4 / 6)
     assert m["confusion_matrix"] == [[1, 1, 0], [0, 2, 1], [0, 0, 1]]
-    assert m["per_class"]["SELL"] == pytest.approx(
-        {"precision": 1.0, "recall": 0.5, "f1_score": 2 / 3, "support": 2}
-    )
+    assert m["per_class"]["SELL"] == pytest.approx({"precision": 1.0, "recall": 0.5, "f1_score": 2 / 3, "support": 2})
     assert m["per_class"]["HOLD"] == pytest.approx(
         {"precision": 2 / 3, "recall": 2 / 3, "f1_score": 2 / 3, "support": 3}
     )
-    assert m["per_class"]["BUY"] == pytest.approx(
-        {"precision": 0.5, "recall": 1.0, "f1_score": 2 / 3, "support": 1}
-    )
+    assert m["per_class"]["BUY"] == pytest.approx({"precision": 0.5, "recall": 1.0, "f1_score": 2 / 3, "support": 1})
     assert m["precision"] == pytest.approx(13 / 18)
     assert m["recall"] == pytest.approx(13 / 18)
     assert m["f1_score"] == pytest.approx(2 / 3)
@@ -117,16 +113,10 @@ def test_build_result_schema():
     assert (r["symbol"], r["model_name"], r["best_round"]) == ("EURUSD", "XGBoost", 7)
     datetime.fromisoformat(r["timestamp"])
     h = r["history"]
-    assert (
-        h["train_accuracy"] == 1.0
-        and h["val_accuracy"] == pytest.approx(2 / 3)
-        and h["test_accuracy"] == 0.75
-    )
+    assert h["train_accuracy"] == 1.0 and h["val_accuracy"] == pytest.approx(2 / 3) and h["test_accuracy"] == 0.75
     assert h["train_val_gap"] == pytest.approx(1 / 3)
     assert h["overfitting_detected"] is True
-    assert (
-        h["cv_fold_accuracies"] == [0.6, 0.7] and h["cv_mean_accuracy"] == 0.65 and h["cv_is_stable"] is True
-    )
+    assert h["cv_fold_accuracies"] == [0.6, 0.7] and h["cv_mean_accuracy"] == 0.65 and h["cv_is_stable"] is True
     assert r["test_majority_baseline"] == {"majority_class": "BUY", "accuracy": 0.75}
     assert r["feature_importance"] == [{"feature": "rsi", "importance": 0.25, "std": None}]
     assert r["training_duration_seconds"] == 1.5

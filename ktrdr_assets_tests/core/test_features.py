@@ -14,9 +14,7 @@ from ktrdr_assets.core.strategy import FeatureConfig
 
 S, H, B = int(Signal.SELL), int(Signal.HOLD), int(Signal.BUY)
 NAN = np.nan
-TINY = FeatureConfig(
-    lookback_periods=2, price_change_periods=(1, 2), volume_ma_period=2, price_ma_indicator="sma_3"
-)
+TINY = FeatureConfig(lookback_periods=2, price_change_periods=(1, 2), volume_ma_period=2, price_ma_indicator="sma_3")
 
 
 def _index(n: int) -> pd.DatetimeIndex:
@@ -187,12 +185,8 @@ def test_misaligned_frames_are_rejected() -> None:
     bars, indicators, memberships, labels = _tiny()
     with pytest.raises(ValueError, match=r"indicators has 7 rows, the bars have 8"):
         build_features(bars, indicators.iloc[1:], memberships, labels, TINY)
-    shifted = memberships.set_axis(
-        memberships.index.delete(5).append(pd.DatetimeIndex(["2025-01-01"], tz="UTC"))
-    )
-    with pytest.raises(
-        ValueError, match=r"memberships index differs from the bars index at row 5 \(2024-01-01 06:00"
-    ):
+    shifted = memberships.set_axis(memberships.index.delete(5).append(pd.DatetimeIndex(["2025-01-01"], tz="UTC")))
+    with pytest.raises(ValueError, match=r"memberships index differs from the bars index at row 5 \(2024-01-01 06:00"):
         build_features(bars, indicators, shifted, labels, TINY)
     stray = pd.concat([labels, pd.Series([B], index=pd.DatetimeIndex(["2023-12-31"], tz="UTC"))])
     with pytest.raises(ValueError, match=r"label timestamp 2023-12-31 00:00:00\+00:00 is not a bar"):
@@ -204,17 +198,11 @@ def test_misaligned_frames_are_rejected() -> None:
 def test_bad_values_and_settings_are_rejected() -> None:
     bars, indicators, memberships, labels = _tiny()
     with pytest.raises(ValueError, match=r"features.price_ma_indicator: no indicator column 'sma_20'"):
-        build_features(
-            bars, indicators, memberships, labels, TINY.model_copy(update={"price_ma_indicator": "sma_20"})
-        )
-    with pytest.raises(
-        ValueError, match=r"bars have no 'volume' column; set features.include_volume_context"
-    ):
+        build_features(bars, indicators, memberships, labels, TINY.model_copy(update={"price_ma_indicator": "sma_20"}))
+    with pytest.raises(ValueError, match=r"bars have no 'volume' column; set features.include_volume_context"):
         build_features(bars.drop(columns="volume"), indicators, memberships, labels, TINY)
     negative = bars.assign(volume=[1.0, 2, -3, 4, 5, 6, 7, 8])
-    with pytest.raises(
-        ValueError, match=r"volume is -3.0 at 2024-01-01 02:00:00\+00:00; volume must be >= 0"
-    ):
+    with pytest.raises(ValueError, match=r"volume is -3.0 at 2024-01-01 02:00:00\+00:00; volume must be >= 0"):
         build_features(negative, indicators, memberships, labels, TINY)
     infinite = memberships.copy()
     infinite.iloc[4, 1] = np.inf

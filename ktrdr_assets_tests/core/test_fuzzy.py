@@ -112,9 +112,7 @@ def test_compute_memberships_columns_order_values_and_nan():
     assert out.iloc[0].isna().all()
     np.testing.assert_allclose(out["rsi_low"].iloc[1:], [1, 0.5, 0, 0])
     np.testing.assert_allclose(out["rsi_mid"].iloc[1:], [0, 0.5, 1, 0.5])
-    np.testing.assert_allclose(
-        out["rsi_high"].iloc[1:], np.exp(-0.5 * ((np.array([20, 40, 50, 60]) - 100) / 20) ** 2)
-    )
+    np.testing.assert_allclose(out["rsi_high"].iloc[1:], np.exp(-0.5 * ((np.array([20, 40, 50, 60]) - 100) / 20) ** 2))
 
 
 def test_missing_indicator_column_raises_naming_the_key():

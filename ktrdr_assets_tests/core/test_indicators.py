@@ -122,9 +122,7 @@ def test_macd_columns_are_named_and_consistent_with_ema_differences():
     np.testing.assert_allclose(out["macd_macd"].to_numpy()[tail], line[tail], rtol=1e-8, atol=1e-9)
     signal = _ema(line[25:].tolist(), 9)
     np.testing.assert_allclose(out["macd_macdsignal"].to_numpy()[tail], signal[125:], atol=1e-8)
-    np.testing.assert_allclose(
-        out["macd_macdhist"], out["macd_macd"] - out["macd_macdsignal"], rtol=1e-12, atol=1e-12
-    )
+    np.testing.assert_allclose(out["macd_macdhist"], out["macd_macd"] - out["macd_macdsignal"], rtol=1e-12, atol=1e-12)
     assert out.iloc[:33].isna().all().all() and out.iloc[33:].notna().all().all()
 
 

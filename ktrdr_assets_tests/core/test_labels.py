@@ -94,9 +94,7 @@ def test_zigzag_matches_a_direct_per_bar_computation() -> None:
 
 @pytest.mark.parametrize("method", ["zigzag", "triple_barrier"])
 def test_labels_never_see_past_their_lookahead(method: str) -> None:
-    config = LabelConfig(
-        method=method, zigzag=ZigZagConfig(lookahead=5), triple_barrier=TripleBarrierConfig(horizon=5)
-    )
+    config = LabelConfig(method=method, zigzag=ZigZagConfig(lookahead=5), triple_barrier=TripleBarrierConfig(horizon=5))
     bars = _random_bars(300, seed=2)
     base = make_labels(bars, config)["label"]
     t = 150
@@ -201,9 +199,7 @@ def test_label_distribution_counts_every_class() -> None:
     }
     assert list(label_distribution(labels)) == ["SELL", "HOLD", "BUY"]
     empty = label_distribution(pd.Series([], dtype=np.int8))
-    assert list(empty) == ["SELL", "HOLD", "BUY"] and all(
-        v == {"count": 0, "share": 0.0} for v in empty.values()
-    )
+    assert list(empty) == ["SELL", "HOLD", "BUY"] and all(v == {"count": 0, "share": 0.0} for v in empty.values())
 
 
 # --------------------------------------------------------------------------- bad input

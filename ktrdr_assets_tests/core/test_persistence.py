@@ -74,9 +74,7 @@ def test_load_random_forest_rejects_other_estimators(tmp_path):
     path = tmp_path / "lr.skops"
     X = np.arange(8.0).reshape(4, 2)
     sio.dump(LogisticRegression().fit(X, [0, 0, 1, 1]), path)
-    with pytest.raises(
-        ValueError, match="lr.skops: expected a RandomForestClassifier, found LogisticRegression"
-    ):
+    with pytest.raises(ValueError, match="lr.skops: expected a RandomForestClassifier, found LogisticRegression"):
         load_random_forest(path)
 
 
@@ -111,9 +109,7 @@ def test_torch_load_rejects_wrong_architecture(tmp_path):
     path = tmp_path / "model.pt"
     save_torch_state(_net(0), path)
     with pytest.raises(RuntimeError, match="size mismatch"):
-        load_torch_state(
-            torch.nn.Sequential(torch.nn.Linear(4, 9), torch.nn.ReLU(), torch.nn.Linear(9, 3)), path
-        )
+        load_torch_state(torch.nn.Sequential(torch.nn.Linear(4, 9), torch.nn.ReLU(), torch.nn.Linear(9, 3)), path)
 
 
 def test_save_json_is_numpy_safe_and_atomic(tmp_path):

@@ -59,9 +59,7 @@ def test_parts_keep_original_timestamps_and_labels(splits: TemporalSplits, featu
         np.testing.assert_array_equal(frame["label"], features["label"].iloc[first : last + 1])
 
 
-@pytest.mark.parametrize(
-    ("purge_bars", "lookahead", "expected"), [(None, 5, 5), (3, 5, 5), (0, 5, 5), (8, 5, 8)]
-)
+@pytest.mark.parametrize(("purge_bars", "lookahead", "expected"), [(None, 5, 5), (3, 5, 5), (0, 5, 5), (8, 5, 8)])
 def test_purge_gap_is_exactly_max_of_purge_bars_and_lookahead(
     features: pd.DataFrame, purge_bars: int | None, lookahead: int, expected: int
 ) -> None:
@@ -128,9 +126,7 @@ def test_scaler_from_json_names_the_problem() -> None:
         FeatureScaler.from_json(json.dumps(good), "scaler.json")
     good = json.loads(FeatureScaler.fit(make_features(50), FEATURES, ()).to_json())
     good["columns"][1]["scale"] = 0.0
-    with pytest.raises(
-        ValueError, match=r"s\.json: column 'trend': center/scale must be finite with scale > 0"
-    ):
+    with pytest.raises(ValueError, match=r"s\.json: column 'trend': center/scale must be finite with scale > 0"):
         FeatureScaler.from_json(json.dumps(good), "s.json")
 
 
@@ -202,14 +198,10 @@ def test_verify_splits_catches_shuffled_part(splits: TemporalSplits) -> None:
     assert any(p.startswith("train: index must be strictly increasing") for p in verify_splits(shuffled))
 
 
-def test_verify_splits_catches_scaler_fitted_beyond_train(
-    splits: TemporalSplits, features: pd.DataFrame
-) -> None:
+def test_verify_splits_catches_scaler_fitted_beyond_train(splits: TemporalSplits, features: pd.DataFrame) -> None:
     rows = features.iloc[:350]  # train + purge + validation
     leaky = FeatureScaler.fit(rows, FEATURES, ("volume*",))
-    raw = {
-        name: features.iloc[a : b + 1][[*FEATURES, "label"]] for name, (a, b) in splits.row_positions.items()
-    }
+    raw = {name: features.iloc[a : b + 1][[*FEATURES, "label"]] for name, (a, b) in splits.row_positions.items()}
     bad = dataclasses.replace(splits, scaler=leaky, **{name: leaky.transform(f) for name, f in raw.items()})
     problems = verify_splits(bad)
     assert "scaler was fitted on 350 rows but train has 280" in problems
@@ -230,9 +222,7 @@ def test_too_small_data_names_the_sizes() -> None:
 def test_rejects_non_finite_feature_naming_column_and_timestamp() -> None:
     frame = make_features(100)
     frame.iloc[7, frame.columns.get_loc("rsi")] = np.nan
-    with pytest.raises(
-        ValueError, match=r"temporal_split: feature 'rsi' is nan at 2024-01-01T07:00:00\+00:00"
-    ):
+    with pytest.raises(ValueError, match=r"temporal_split: feature 'rsi' is nan at 2024-01-01T07:00:00\+00:00"):
         temporal_split(frame, FEATURES, SplitConfig(), lookahead=2)
 
 
@@ -249,7 +239,5 @@ def test_rejects_unsorted_index_and_missing_columns() -> None:
 def test_rejects_bad_label_code() -> None:
     frame = make_features(100)
     frame.iloc[5, frame.columns.get_loc("label")] = 3
-    with pytest.raises(
-        ValueError, match=r"'label' is 3 at 2024-01-01T05:00:00\+00:00; class codes are 0\.\.2"
-    ):
+    with pytest.raises(ValueError, match=r"'label' is 3 at 2024-01-01T05:00:00\+00:00; class codes are 0\.\.2"):
         temporal_split(frame, FEATURES, SplitConfig(), lookahead=2)

@@ -1,6 +1,6 @@
 """Training-analytics overhead: the NN and the LSTM trained with analytics on vs off, same data and seed.
 
-Run from the repository root:  .venv/bin/python -m benchmarks.analytics_overhead [--repeats 5]
+Run from the repository root:  .venv/bin/python -m ktrdr_assets.benchmarks.analytics_overhead [--repeats 5]
 
 Data: a 5,000-bar random walk with mildly autocorrelated returns, 30 derived features (lagged
 returns, rolling means/stds, distances to moving averages and to rolling highs/lows, z-scores),

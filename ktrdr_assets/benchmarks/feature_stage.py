@@ -1,6 +1,6 @@
 """Feature-stage throughput: indicators, memberships, labels and features on synthetic bars, vs TA-Lib alone.
 
-Run from the repository root:  .venv/bin/python -m benchmarks.feature_stage [--bars 1000000] [--repeats 3]
+Run from the repository root:  .venv/bin/python -m ktrdr_assets.benchmarks.feature_stage [--bars 1000000] [--repeats 3]
 
 Data: a seeded random walk of `--bars` hourly bars on a UTC index (1 % log-return noise per bar, open =
 previous close, high/low beyond both, log-normal volume). Strategy: the shipped
@@ -41,7 +41,8 @@ def synthetic_bars(n_bars: int, seed: int = SEED) -> pd.DataFrame:
     low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0.0, 0.003, n_bars)))
     volume = rng.lognormal(10.0, 0.5, n_bars)
     index = pd.date_range("2000-01-03", periods=n_bars, freq="h", tz="UTC", name="timestamp")
-    return pd.DataFrame({"open": open_, "high": high, "low": low, "close": close, "volume": volume}, index=index)
+    columns = {"open": open_, "high": high, "low": low, "close": close, "volume": volume}
+    return pd.DataFrame(columns, index=index)
 
 
 def talib_alone(bars: pd.DataFrame) -> list:

@@ -1,7 +1,7 @@
 """Train the whole graph for the shipped symbols with the shipped strategy and report, per model:
 training time, train/val gap, test accuracy, the test set's majority baseline and the gates.
 
-    python -m benchmarks.model_report [--symbols EURUSD AAPL MSFT]
+    python -m ktrdr_assets.benchmarks.model_report [--symbols EURUSD AAPL MSFT]
 
 Runs in a temporary DAGSTER_HOME / warehouse / MLflow store, so the project's own are untouched.
 """
