@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from .assets import data, models, selection
-from .experiments_jobs import experiment_jobs
+from .experiments_jobs import experiment_jobs, weekly_cleanup
 from .io import WarehouseIOManager
 from .jobs import jobs, schedules, sensors
 from .resources import StrategyResource, mlflow_tracking_resource
@@ -13,7 +13,7 @@ from .resources import StrategyResource, mlflow_tracking_resource
 defs = dg.Definitions(
     assets=[*dg.load_assets_from_modules([data, selection]), *models.model_assets],
     jobs=[*jobs, *experiment_jobs],
-    schedules=schedules,
+    schedules=[*schedules, weekly_cleanup],
     sensors=sensors,
     resources={
         "io_manager": WarehouseIOManager(),

@@ -342,4 +342,9 @@ def cleanup_model_runs_job():
     cleanup_runs()
 
 
+#: After the Monday retraining: old model run folders beyond the newest `keep` go (referenced ones never).
+weekly_cleanup = dg.ScheduleDefinition(
+    name="weekly_cleanup", job=cleanup_model_runs_job, cron_schedule="0 6 * * 1", execution_timezone="UTC"
+)
+
 experiment_jobs = [run_experiment_job, llm_reports_job, optuna_search_job, cleanup_model_runs_job]

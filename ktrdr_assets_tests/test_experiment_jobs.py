@@ -187,3 +187,14 @@ def test_cleanup_job_keeps_newest_and_referenced_runs(env: Env) -> None:
     assert (metadata["kept_newest"], metadata["kept_referenced"], metadata["deleted"]) == (2, 2, 1)
     assert [f.exists() for f in folders] == [True, True, False, True, True]
     assert metadata["folders"] == [f"MSFT/xgboost/{folders[2].name}"]
+
+
+def test_old_model_runs_are_cleaned_up_weekly_after_the_retraining():
+    from ktrdr_assets.definitions import defs
+
+    schedules = {s.name: s for s in defs.schedules}
+    cleanup, retraining = schedules["weekly_cleanup"], schedules["weekly_retraining"]
+    assert cleanup.job_name == "cleanup_model_runs"
+    # same weekday, three hours after the retraining starts
+    assert cleanup.cron_schedule.split()[2:] == retraining.cron_schedule.split()[2:]
+    assert int(cleanup.cron_schedule.split()[1]) > int(retraining.cron_schedule.split()[1])

@@ -188,11 +188,17 @@ def temporal_splits(context: dg.AssetExecutionContext, strategy: StrategyResourc
 
 
 def _split_metadata(summary: dict) -> dict:
-    out = {}
+    """Rows and date range per part, and one table of the parts' class balance."""
+    out: dict = {}
+    table = ["| part | rows | first | last | SELL | HOLD | BUY |", "|---|---:|---|---|---:|---:|---:|"]
     for part in ("train", "validation", "test"):
         info = summary.get(part, {})
         out[f"{part}_rows"] = info.get("rows", 0)
         out[f"{part}_range"] = f"{info.get('first')} → {info.get('last')}"
+        shares = info.get("class_shares", {})
+        cells = " | ".join(f"{shares.get(name, 0.0):.1%}" for name in ("SELL", "HOLD", "BUY"))
+        table.append(f"| {part} | {info.get('rows', 0)} | {info.get('first')} | {info.get('last')} | {cells} |")
+    out["class_balance"] = dg.MetadataValue.md("\n".join(table))
     return out
 
 
@@ -212,18 +218,29 @@ def augmented_train_set(context: dg.AssetExecutionContext, strategy: StrategyRes
     config = strategy.for_symbol(context.partition_key)
     result = augment_train_set(temporal_splits.train, temporal_splits.feature_names, config.augmentation, config.seed)
     info = result.info
-    if not info.get("within_tolerance", True):
-        context.log.warning(f"augmentation shifted class shares by {info.get('max_share_shift')} points")
+    shift = info["max_share_shift_points"]
+    if not info["within_tolerance"]:
+        context.log.warning(f"augmentation shifted a class share by {shift:.1f} points")
+    table = ["| class | original | augmented |", "|---|---:|---:|"]
+    for name, share in info["original_shares"].items():
+        table.append(f"| {name} | {share:.1%} | {info['augmented_shares'].get(name, 0.0):.1%} |")
     yield dg.Output(
         result.frame,
-        metadata={"rows": len(result.frame), "augmentation": json_value(info), "preview": preview(result.frame)},
+        metadata={
+            "rows": len(result.frame),
+            "applied": info["applied"],
+            "factor": info["factor"],
+            "class_balance": dg.MetadataValue.md("\n".join(table)),
+            "augmentation": json_value(info),
+            "preview": preview(result.frame),
+        },
     )
     yield dg.AssetCheckResult(
         check_name="augmented_class_shares",
-        passed=bool(info.get("within_tolerance", True)),
+        passed=bool(info["within_tolerance"]),
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
-            "max_share_shift": info.get("max_share_shift"),
-            "tolerance": config.augmentation.distribution_tolerance,
+            "max_share_shift_points": shift,
+            "tolerance_points": info["tolerance_points"],
         },
     )
