@@ -247,6 +247,11 @@ def test_analytics_files_follow_note_000(runs: ModelRuns, model_type: str) -> No
         assert csv["val_acc"][0] == pytest.approx(history["val_accuracy"], rel=1e-5)
         assert csv["total_samples_processed"][0] == len(read_asset("augmented_train_set", SYMBOL))
     assert (run_dir / "alerts.txt").read_text().startswith("Training analytics alerts")
+    # note 000's single-run prompt, ready to paste to an LLM: the real CSV, within the size cap
+    prompt = (run_dir / "single_run_analysis.md").read_text()
+    header = ",".join(c for c in csv.columns if csv[c].notna().any())  # columns empty in every row are dropped
+    assert header in prompt and f"\n{csv['epoch'].iloc[-1]}," in prompt
+    assert len(prompt.encode()) <= 12_000
 
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)

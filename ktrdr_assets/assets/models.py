@@ -12,6 +12,7 @@ import dagster as dg
 import pandas as pd
 
 from ..core.gates import evaluate_gates
+from ..core.llm_reports import write_run_prompt
 from ..core.models.training_runs import MODEL_TYPES, train_model
 from ..core.splits import TemporalSplits
 from ..metadata import json_value, png_md
@@ -107,19 +108,27 @@ def build_model_asset(model_type: str) -> dg.AssetsDefinition:
             "strategy": config.name,
         }
         run_dir = run_folder(symbol, model_type, context.run_id)
+        title = f"{symbol} {model_type} ({config.name})"
+        prompt_context = {"symbol": symbol, "model type": model_type, "dagster run": context.run_id}
         with nested_training_run(context.resources.mlflow, f"{symbol}-{model_type}", tags) as tracker:
-            record = train_model(
-                model_type,
-                temporal_splits,
-                augmented_train_set,
-                config,
-                symbol=symbol,
-                run_dir=run_dir,
-                run_info={"run_id": context.run_id, "strategy": config.name},
-                strategy_source=str(strategy.resolved_path()),
-                tracker=tracker,
-                progress=context.log.info,
-            )
+            try:
+                record = train_model(
+                    model_type,
+                    temporal_splits,
+                    augmented_train_set,
+                    config,
+                    symbol=symbol,
+                    run_dir=run_dir,
+                    run_info={"run_id": context.run_id, "strategy": config.name},
+                    strategy_source=str(strategy.resolved_path()),
+                    tracker=tracker,
+                    progress=context.log.info,
+                )
+            except Exception as err:
+                if run_dir.exists():  # training started: leave the LLM-ready diagnosis beside its files
+                    write_run_prompt(run_dir, title=title, context=prompt_context, error=err)
+                raise
+            write_run_prompt(run_dir, title=title, context=prompt_context, error=None)
         metadata = _metadata(record, config.models.top_features)
         png = run_dir / "learning_curves.png"
         if png.exists():

@@ -444,3 +444,15 @@ def write_prompts(prompts: Mapping[str, Prompt], folder: Path) -> dict[str, Path
         paths[name] = Path(folder) / f"{name}.md"
         write_text_atomic(paths[name], prompt.text)
     return paths
+
+
+def write_run_prompt(run_dir: Path, *, title: str, context: Mapping[str, Any], error: BaseException | None) -> Path:
+    """The LLM prompt of one model training, beside its files: single_run_analysis.md for a finished
+    run, failure_diagnosis.md for a failed one."""
+    if error is None:
+        prompt = single_run_prompt(run_dir, title=title, context=context)
+    else:
+        prompt = failure_diagnosis_prompt(
+            run_dir, title=title, status="failed", error=f"{type(error).__name__}: {error}", context=context
+        )
+    return write_prompts({prompt.name: prompt}, run_dir)[prompt.name]
