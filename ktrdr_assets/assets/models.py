@@ -133,6 +133,7 @@ def build_model_asset(model_type: str) -> dg.AssetsDefinition:
         png = run_dir / "learning_curves.png"
         if png.exists():
             metadata["learning_curves"] = png_md(png.read_bytes(), f"{symbol} {model_type} learning curves")
+            metadata["learning_curves_png"] = dg.MetadataValue.path(str(png))
         yield dg.Output(record, metadata=metadata)
         for gate in evaluate_gates(record["result"], config.gates):
             yield dg.AssetCheckResult(
