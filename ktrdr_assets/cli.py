@@ -48,7 +48,29 @@ def main(argv: list[str] | None = None) -> int:
             print("\na model failed: selecting among the models that trained")
             _execute(defs, SELECT_JOB, instance, run_config, args.symbol)
         _execute(defs, MANIFEST_JOB, instance, run_config, None)
+    _summarize(args.symbol)
     return 0 if result.success else 1
+
+
+def _summarize(symbol: str) -> None:
+    """One readable verdict at the end: what was selected for the symbol, and the manifest's counts."""
+    from .io import read_asset
+
+    try:
+        selection = read_asset("model_selection", symbol)
+        manifest = read_asset("deployment_manifest", None)
+    except FileNotFoundError:
+        return
+    chosen = selection.get("selected_model")
+    verdict = f"selected {chosen}" if chosen else f"no model selected ({selection.get('action')})"
+    print(f"\n{symbol}: {verdict}: {selection.get('reason')}")
+    for name, reasons in sorted(selection.get("rejected", {}).items()):
+        print(f"  {name}: {'; '.join(reasons)}")
+    summary = manifest["summary"]
+    print(
+        f"deployment manifest: {summary['models_selected']} of {summary['total_symbols']} symbols deployable, "
+        f"{summary['manual_review_needed']} need manual review"
+    )
 
 
 def _execute(defs, job_name: str, instance, run_config: dict, partition: str | None):

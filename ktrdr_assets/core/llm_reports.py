@@ -43,7 +43,7 @@ KEY_PARAMS = (
 
 SINGLE_RUN = """# Training run analysis: {title}
 
-Analyze this neural network training run. The CSV shows its metrics for each epoch.
+Analyze this model training run. The CSV shows its metrics for each epoch (or boosting round).
 
 ## Context
 - A 3-class classification problem (SELL / HOLD / BUY); random guessing is ~33% accurate.
