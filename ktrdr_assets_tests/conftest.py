@@ -1,6 +1,9 @@
 """Test isolation: every test session gets its own raw folder (a copy of data/raw), warehouse,
 DAGSTER_HOME and MLflow store, set before ktrdr_assets is imported (partitions are discovered from
 the raw folder at import). Nothing a test does touches the project's own data/ or dagster_home/.
+
+The fixtures import `ktrdr_assets_tests.helpers` and Dagster when first used, not here: both take seconds
+to import, which most core tests never need to pay.
 """
 
 from __future__ import annotations
@@ -8,10 +11,16 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-import yaml
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+    from ktrdr_assets_tests.helpers import Inputs
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="ktrdr-tests-"))
@@ -26,24 +35,10 @@ os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 # Tiny test models train fastest single-threaded, and do not fight the other test process for 2 cores.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-SHIPPED_STRATEGY = PROJECT_ROOT / "data" / "strategies" / "neuro_mean_reversion.yaml"
 
-from ktrdr_assets.benchmarks.fast_models import FAST_MODELS  # noqa: E402  (after the environment is set)
-
-
-def write_strategy(path: Path, **sections) -> Path:
-    """The shipped strategy with fast models and `sections` deep-merged over it, written to `path`."""
-    from ktrdr_assets.core.strategy import _deep_merge
-
-    raw = yaml.safe_load(SHIPPED_STRATEGY.read_text())
-    raw = _deep_merge(raw, {"models": FAST_MODELS})
-    raw = _deep_merge(raw, sections)
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
-
-
-def strategy_run_config(path: Path) -> dict:
-    return {"resources": {"strategy": {"config": {"path": str(path)}}}}
+def _module_folder(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A new folder named after the requesting test module."""
+    return tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +48,37 @@ def session_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def fast_strategy(session_dir: Path) -> Path:
+    from ktrdr_assets_tests.helpers import write_strategy
+
     return write_strategy(session_dir / "fast_strategy.yaml")
+
+
+@pytest.fixture(scope="module")
+def module_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """This module's own folder; its `warehouse` subfolder replaces the session's warehouse from the first test
+    that asks for it to the end of the module."""
+    root = _module_folder(request, tmp_path_factory)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KTRDR_WAREHOUSE_DIR", str(root / "warehouse"))
+        yield root
+
+
+@pytest.fixture(scope="module")
+def instance() -> Iterator[dg.DagsterInstance]:
+    """A Dagster instance of this module's own (runs, sensor cursors), kept for all of its tests."""
+    import dagster as dg
+
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+@pytest.fixture(scope="module")
+def msft_inputs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Inputs:
+    """MSFT's splits and augmented train set, built through the core functions with tiny NN / LSTM settings."""
+    from ktrdr_assets_tests.helpers import TINY, build_inputs, write_strategy
+
+    path = write_strategy(_module_folder(request, tmp_path_factory) / "strategy.yaml", models=TINY)
+    return build_inputs("MSFT", path)
 
 
 def pytest_sessionfinish(session, exitstatus):

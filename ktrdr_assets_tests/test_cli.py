@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from ktrdr_assets.cli import main
-from ktrdr_assets_tests.conftest import write_strategy
+from ktrdr_assets_tests.helpers import write_strategy
 
 
 @pytest.mark.parametrize(("symbol", "message"), [("../../etc", "invalid partition key"), ("NOPE", "no raw bar file")])

@@ -22,20 +22,18 @@ import yaml
 
 from ktrdr_assets.core.signals import Signal
 from ktrdr_assets.core.splits import LABEL, TemporalSplits, verify_splits
-from ktrdr_assets.definitions import defs
 from ktrdr_assets.io import read_asset
 from ktrdr_assets.paths import raw_dir, warehouse_dir
-from ktrdr_assets_tests.conftest import SHIPPED_STRATEGY, strategy_run_config, write_strategy
-
-DATA_ASSETS = (
-    "ohlcv",
-    "indicators",
-    "fuzzy_memberships",
-    "zigzag_labels",
-    "features",
-    "temporal_splits",
-    "augmented_train_set",
+from ktrdr_assets_tests.helpers import (
+    DATA_ASSETS,
+    SHIPPED_STRATEGY,
+    materialized,
+    restored,
+    run_job,
+    step_errors,
+    write_strategy,
 )
+
 DATA_CHECKS = {
     ("ohlcv", "ohlcv_valid"),
     ("fuzzy_memberships", "fuzzy_sets_cover_indicators"),
@@ -54,41 +52,6 @@ RAW = {
 SMALL_TRAIN_OVERRIDE = {"MSFT": {"augmentation": {"size_threshold": 100_000}}}
 
 
-# --------------------------------------------------------------------------- helpers (shared with the model tests)
-def run_assets(
-    partition: str, assets: tuple[str, ...] | list[str], run_config: dict, job: str = "materialize_symbol"
-) -> dg.ExecuteInProcessResult:
-    """Execute `assets` of `job` for one symbol in this process, never raising on a failed step."""
-    return defs.resolve_job_def(job).execute_in_process(
-        partition_key=partition,
-        run_config=run_config,
-        instance=dg.DagsterInstance.ephemeral(),
-        asset_selection=[dg.AssetKey(a) for a in assets] if assets else None,
-        raise_on_error=False,
-    )
-
-
-def step_errors(result: dg.ExecuteInProcessResult) -> dict[str, str]:
-    """{failed step: the user code's error as `ExceptionClass: message`}, unwrapped from Dagster's."""
-    out = {}
-    for event in result.all_events:
-        if event.is_step_failure:
-            error = event.event_specific_data.error
-            while error.cause is not None and error.cls_name.startswith("Dagster"):
-                error = error.cause
-            out[event.step_key] = error.message.strip()
-    return out
-
-
-def materialized(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
-    """{asset name: its materialization metadata} of one run."""
-    out = {}
-    for event in result.get_asset_materialization_events():
-        mat = event.step_materialization_data.materialization
-        out[mat.asset_key.to_user_string()] = mat.metadata
-    return out
-
-
 # --------------------------------------------------------------------------- fixtures
 @dataclass
 class DataRuns:
@@ -98,23 +61,18 @@ class DataRuns:
 
 
 @pytest.fixture(scope="module")
-def data_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DataRuns]:
+def data_runs(module_dir: Path) -> DataRuns:
     """The seven data assets of every symbol, materialized once into this module's warehouse."""
-    root = tmp_path_factory.mktemp("data_assets")
-    strategy = write_strategy(root / "strategy.yaml", symbol_overrides=SMALL_TRAIN_OVERRIDE)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("KTRDR_WAREHOUSE_DIR", str(root / "warehouse"))
-        results = {s: run_assets(s, DATA_ASSETS, strategy_run_config(strategy)) for s in SYMBOLS}
-        yield DataRuns(warehouse_dir(), strategy, results)
+    strategy = write_strategy(module_dir / "strategy.yaml", symbol_overrides=SMALL_TRAIN_OVERRIDE)
+    results = {s: run_job(strategy, s, DATA_ASSETS) for s in SYMBOLS}
+    return DataRuns(warehouse_dir(), strategy, results)
 
 
 @pytest.fixture
 def aapl_raw(data_runs: DataRuns) -> Iterator[Path]:
-    """The session's raw AAPL file, restored byte for byte after the test rewrites it."""
-    path = raw_dir() / "AAPL_1d.csv"
-    saved = path.read_bytes()
-    yield path
-    path.write_bytes(saved)
+    """The session's raw AAPL file, restored byte for byte (and its times) after the test rewrites or moves it."""
+    with restored(raw_dir() / "AAPL_1d.csv") as path:
+        yield path
 
 
 # --------------------------------------------------------------------------- 1. the seven assets
@@ -270,7 +228,7 @@ def test_bad_raw_file_fails_ohlcv_and_keeps_the_last_good_output(
     before = stored.read_bytes()
     aapl_raw.write_text(make(_raw_frame()))
 
-    result = run_assets("AAPL", ["ohlcv"], strategy_run_config(data_runs.strategy))
+    result = run_job(data_runs.strategy, "AAPL", ["ohlcv"])
 
     assert not result.success
     message = step_errors(result)["ohlcv"]
@@ -311,7 +269,7 @@ def test_bad_strategy_fails_the_asset_naming_file_and_key(data_runs: DataRuns, t
     stored = warehouse_dir() / "ohlcv" / "MSFT.parquet"
     before = stored.read_bytes()
 
-    result = run_assets("MSFT", ["ohlcv"], strategy_run_config(strategy))
+    result = run_job(strategy, "MSFT", ["ohlcv"])
 
     assert not result.success
     message = step_errors(result)["ohlcv"]
@@ -329,7 +287,7 @@ def test_missing_raw_file_names_the_symbol_and_keeps_output(data_runs: DataRuns,
     moved = aapl_raw.with_suffix(".moved")
     shutil.move(aapl_raw, moved)
     try:
-        result = run_assets("AAPL", ["ohlcv"], strategy_run_config(data_runs.strategy))
+        result = run_job(data_runs.strategy, "AAPL", ["ohlcv"])
     finally:
         shutil.move(moved, aapl_raw)
     assert "no raw bar file for symbol 'AAPL'" in step_errors(result)["ohlcv"]

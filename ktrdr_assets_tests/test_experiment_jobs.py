@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +26,15 @@ from ktrdr_assets.experiments_jobs import (
 from ktrdr_assets.io import WarehouseIOManager
 from ktrdr_assets.paths import dagster_home, warehouse_dir
 from ktrdr_assets.resources import StrategyResource, default_tracking_uri
-from ktrdr_assets_tests.conftest import strategy_run_config, write_strategy
+from ktrdr_assets_tests.helpers import (
+    DATA_ASSETS,
+    mlflow_runs,
+    run_job,
+    step_errors,
+    strategy_run_config,
+    write_strategy,
+)
 
-DATA_ASSETS = ("ohlcv", "indicators", "fuzzy_memberships", "zigzag_labels", "features", "temporal_splits")
 #: The jobs as the code location registers them (same resources as `defs`).
 JOBS = dg.Definitions(
     jobs=experiment_jobs, resources={"strategy": StrategyResource(), "io_manager": WarehouseIOManager()}
@@ -53,38 +58,13 @@ def output_metadata(result: dg.ExecuteInProcessResult) -> dict:
     return {k: v.value for k, v in event.event_specific_data.metadata.items()}
 
 
-def failure_message(result: dg.ExecuteInProcessResult) -> str:
-    [event] = [e for e in result.all_events if e.is_step_failure]
-    error = event.event_specific_data.error
-    while error.cause is not None and error.cls_name.startswith("Dagster"):
-        error = error.cause
-    return error.message.strip()
-
-
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+def env(module_dir: Path, instance: dg.DagsterInstance) -> Env:
     """MSFT's data assets materialized once into this module's own warehouse."""
-    root = tmp_path_factory.mktemp("experiment_jobs")
-    strategy = write_strategy(root / "strategy.yaml", models={"neural_network": {"batch_size": 256}})
-    with pytest.MonkeyPatch.context() as mp, dg.instance_for_test() as instance:
-        mp.setenv("KTRDR_WAREHOUSE_DIR", str(root / "warehouse"))
-        result = defs.resolve_job_def("materialize_symbol").execute_in_process(
-            partition_key="MSFT",
-            run_config=strategy_run_config(strategy),
-            instance=instance,
-            asset_selection=[dg.AssetKey(a) for a in (*DATA_ASSETS, "augmented_train_set")],
-        )
-        assert result.success
-        yield Env(strategy, instance)
-
-
-def mlflow_runs(mlflow_experiment: str, **tags: str) -> list:
-    client = mlflow.tracking.MlflowClient(default_tracking_uri())
-    found = client.get_experiment_by_name(mlflow_experiment)
-    if found is None:
-        return []
-    where = " and ".join(f"tags.{k} = '{v}'" for k, v in tags.items()) or None
-    return client.search_runs([found.experiment_id], filter_string=where)
+    strategy = write_strategy(module_dir / "strategy.yaml", models={"neural_network": {"batch_size": 256}})
+    result = run_job(strategy, "MSFT", DATA_ASSETS, instance=instance)
+    assert result.success, step_errors(result)
+    return Env(strategy, instance)
 
 
 def test_run_experiment_job_writes_results_reports_and_mlflow_runs(env: Env) -> None:
@@ -138,7 +118,7 @@ def test_mlflow_run_status_follows_the_training_outcome() -> None:
 def test_run_experiment_names_the_missing_data_assets(env: Env) -> None:
     result = env.run("run_experiment", {"symbol": "AAPL", "seeds": [1], "epochs": 1}, "grid_experiment")
     assert not result.success
-    message = failure_message(result)
+    (message,) = step_errors(result).values()
     assert message.startswith("FileNotFoundError: temporal_splits is not materialized for AAPL under ")
     assert "materialize the symbol's data assets first" in message
 
@@ -190,8 +170,6 @@ def test_cleanup_job_keeps_newest_and_referenced_runs(env: Env) -> None:
 
 
 def test_old_model_runs_are_cleaned_up_weekly_after_the_retraining():
-    from ktrdr_assets.definitions import defs
-
     schedules = {s.name: s for s in defs.schedules}
     cleanup, retraining = schedules["weekly_cleanup"], schedules["weekly_retraining"]
     assert cleanup.job_name == "cleanup_model_runs"

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,6 +23,7 @@ import pandas as pd
 import pytest
 import torch
 
+from ktrdr_assets.benchmarks.fast_models import FAST_MODELS
 from ktrdr_assets.core.models import persistence
 from ktrdr_assets.core.models.evaluation import classification_metrics
 from ktrdr_assets.core.models.loading import load_predictor
@@ -33,12 +33,20 @@ from ktrdr_assets.core.splits import LABEL, TemporalSplits
 from ktrdr_assets.io import WarehouseIOManager, read_asset
 from ktrdr_assets.paths import warehouse_dir
 from ktrdr_assets.resources import EXPERIMENT_NAME, mlflow_tracking_resource
-from ktrdr_assets_tests.conftest import FAST_MODELS, strategy_run_config, write_strategy
-from ktrdr_assets_tests.test_data_assets import DATA_ASSETS, materialized, run_assets, step_errors
+from ktrdr_assets_tests.helpers import (
+    DATA_ASSETS,
+    MODEL_ASSETS,
+    MODEL_TYPES,
+    materialized,
+    mlflow_runs,
+    model_records,
+    run_job,
+    snapshot,
+    step_errors,
+    write_strategy,
+)
 
 SYMBOL = "MSFT"
-MODEL_TYPES = ("random_forest", "xgboost", "neural_network", "lstm")
-MODEL_ASSETS = tuple(f"{t}_model" for t in MODEL_TYPES)
 MODEL_NAMES = {"random_forest": "RandomForest", "xgboost": "XGBoost", "neural_network": "NeuralNetwork", "lstm": "LSTM"}
 MODEL_FILES = {
     "random_forest": "model.skops",
@@ -98,22 +106,12 @@ PARTS = {"train_metrics": "train", "val_metrics": "validation", "test_metrics": 
 BAD_NN_RATE = {"models": {"neural_network": {"learning_rate": -0.01}}}
 
 
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
-
-
-def _record(model_type: str) -> dict:
-    return json.loads((warehouse_dir() / f"{model_type}_model" / f"{SYMBOL}.json").read_text())
-
-
 def _run_folders(model_type: str) -> list[Path]:
     return sorted((warehouse_dir() / "model_runs" / SYMBOL / model_type).iterdir())
 
 
 def _mlflow_runs(dagster_run_id: str) -> list:
-    client = mlflow.tracking.MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
-    experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
-    return client.search_runs([experiment.experiment_id], filter_string=f"tags.dagster_run_id = '{dagster_run_id}'")
+    return mlflow_runs(EXPERIMENT_NAME, dagster_run_id=dagster_run_id)
 
 
 # --------------------------------------------------------------------------- shared runs
@@ -133,24 +131,20 @@ class FailureRuns:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelRuns]:
-    root = tmp_path_factory.mktemp("model_assets")
-    strategy = write_strategy(root / "fast.yaml")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("KTRDR_WAREHOUSE_DIR", str(root / "warehouse"))
-        first = run_assets(SYMBOL, [*DATA_ASSETS, *MODEL_ASSETS], strategy_run_config(strategy))
-        records = {t: _record(t) for t in MODEL_TYPES} if first.success else {}
-        folders = {t: _snapshot(Path(r["run_dir"])) for t, r in records.items()}
-        yield ModelRuns(strategy, first, records, folders)
+def runs(module_dir: Path) -> ModelRuns:
+    strategy = write_strategy(module_dir / "fast.yaml")
+    first = run_job(strategy, SYMBOL, [*DATA_ASSETS, *MODEL_ASSETS])
+    records = model_records(SYMBOL) if first.success else {}
+    folders = {t: snapshot(Path(r["run_dir"])) for t, r in records.items()}
+    return ModelRuns(strategy, first, records, folders)
 
 
 @pytest.fixture(scope="module")
 def failure(runs: ModelRuns, tmp_path_factory: pytest.TempPathFactory) -> FailureRuns:
     """The models again with a negative NN learning rate, then the select_symbol job."""
     strategy = write_strategy(tmp_path_factory.mktemp("bad_nn") / "bad_nn.yaml", **BAD_NN_RATE)
-    config = strategy_run_config(strategy)
-    models = run_assets(SYMBOL, MODEL_ASSETS, config)
-    select = run_assets(SYMBOL, (), config, job="select_symbol")
+    models = run_job(strategy, SYMBOL, MODEL_ASSETS)
+    select = run_job(strategy, SYMBOL, job="select_symbol")
     return FailureRuns(strategy, models, select)
 
 
@@ -167,6 +161,13 @@ def private_warehouse(runs: ModelRuns, tmp_path: Path, monkeypatch: pytest.Monke
 
 def _store(asset: str, obj) -> None:
     WarehouseIOManager().handle_output(dg.build_output_context(asset_key=dg.AssetKey(asset), partition_key=SYMBOL), obj)
+
+
+def _failing_models(strategy: Path, models: tuple[str, ...]) -> list[str]:
+    """The error messages of `models` run again with `strategy`; every one of them must fail."""
+    errors = step_errors(run_job(strategy, SYMBOL, models))
+    assert set(errors) == set(models)
+    return list(errors.values())
 
 
 # --------------------------------------------------------------------------- 4. the four models
@@ -355,15 +356,15 @@ def test_bad_nn_section_fails_only_the_nn_model(runs: ModelRuns, failure: Failur
 
 def test_second_run_writes_new_folders_and_keeps_the_first(runs: ModelRuns, failure: FailureRuns) -> None:
     for model_type in ("random_forest", "xgboost", "lstm"):
-        first, second = Path(runs.records[model_type]["run_dir"]), Path(_record(model_type)["run_dir"])
+        first, second = Path(runs.records[model_type]["run_dir"]), Path(model_records(SYMBOL)[model_type]["run_dir"])
         assert second != first and second.parent == first.parent
         assert _run_folders(model_type) == sorted([first, second])
-        assert _snapshot(first) == runs.folders[model_type]
+        assert snapshot(first) == runs.folders[model_type]
         assert {*RUN_FILES, MODEL_FILES[model_type]} <= set(os.listdir(second))
     # The failed model keeps its last good record and folder; no empty folder is left behind.
-    assert _record("neural_network") == runs.records["neural_network"]
+    assert model_records(SYMBOL)["neural_network"] == runs.records["neural_network"]
     assert _run_folders("neural_network") == [Path(runs.records["neural_network"]["run_dir"])]
-    assert _snapshot(_run_folders("neural_network")[0]) == runs.folders["neural_network"]
+    assert snapshot(_run_folders("neural_network")[0]) == runs.folders["neural_network"]
 
 
 def test_select_symbol_after_a_model_failure_excludes_the_failed_model(failure: FailureRuns) -> None:
@@ -381,7 +382,7 @@ def test_select_symbol_after_a_model_failure_excludes_the_failed_model(failure: 
 def test_invalid_nn_values_name_the_key_and_file(runs: ModelRuns, tmp_path: Path, section: dict, key: str) -> None:
     strategy = write_strategy(tmp_path / "bad.yaml", models={"neural_network": section})
     folders = _run_folders("neural_network")
-    result = run_assets(SYMBOL, ["neural_network_model"], strategy_run_config(strategy))
+    result = run_job(strategy, SYMBOL, ["neural_network_model"])
     message = step_errors(result)["neural_network_model"]
     assert f"{strategy}: models.neural_network.{key}:" in message
     assert _run_folders("neural_network") == folders
@@ -404,11 +405,7 @@ def test_nan_features_fail_the_models_with_a_clear_message(
         splits.validation.iloc[40, splits.validation.columns.get_loc(column)] = np.nan
         _store("temporal_splits", splits)
 
-    result = run_assets(SYMBOL, models, strategy_run_config(runs.strategy))
-
-    errors = step_errors(result)
-    assert set(errors) == set(models)
-    for message in errors.values():
+    for message in _failing_models(runs.strategy, models):
         assert f"{where}: 1 non-finite feature values (NaN/inf), first in column {column!r}" in message
     assert not (private_warehouse / "model_runs").exists()
 
@@ -421,9 +418,5 @@ def test_one_class_training_set_fails_every_model(runs: ModelRuns, private_wareh
     _store("temporal_splits", splits)
     _store("augmented_train_set", augmented)
 
-    result = run_assets(SYMBOL, MODEL_ASSETS, strategy_run_config(runs.strategy))
-
-    errors = step_errors(result)
-    assert set(errors) == set(MODEL_ASSETS)
-    for message in errors.values():
+    for message in _failing_models(runs.strategy, MODEL_ASSETS):
         assert "training set has one class only (HOLD)" in message

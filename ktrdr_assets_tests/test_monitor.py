@@ -36,7 +36,7 @@ from ktrdr_assets.core.training.trends import LIVE_METRICS, RECOMMENDATIONS, Tre
 from ktrdr_assets.monitor import EPOCH_COLUMNS, analyze_main, monitor_main
 from ktrdr_assets.paths import dagster_home
 from ktrdr_assets.resources import EXPERIMENT_NAME
-from ktrdr_assets_tests.conftest import write_strategy
+from ktrdr_assets_tests.helpers import write_strategy
 
 EPOCHS = 100
 SLEEP_PER_EPOCH = 0.02

@@ -27,7 +27,6 @@ import dagster as dg
 import mlflow
 import pytest
 from dagster._utils.schedules import cron_string_iterator
-from mlflow.tracking import MlflowClient
 
 from ktrdr_assets.definitions import defs
 from ktrdr_assets.io import read_asset
@@ -39,37 +38,26 @@ from ktrdr_assets.jobs import (
 )
 from ktrdr_assets.partitions import symbol_partitions
 from ktrdr_assets.paths import raw_dir
-from ktrdr_assets.resources import EXPERIMENT_NAME, default_tracking_uri
-from ktrdr_assets_tests.conftest import strategy_run_config, write_strategy
-from ktrdr_assets_tests.test_data_assets import materialized, step_errors
-from ktrdr_assets_tests.test_selection_assets import (
+from ktrdr_assets.resources import EXPERIMENT_NAME
+from ktrdr_assets_tests.helpers import (
     MANUAL_REVIEW,
     PERMISSIVE_GATES,
     SELECTION_ASSETS,
     champion,
     check_evaluations,
-    execute,
+    materialized,
+    mlflow_runs,
     model_records,
     read_manifest,
     registry_versions,
+    restored,
+    run_job,
+    step_errors,
+    strategy_run_config,
+    write_strategy,
 )
 
 STRICT_GATES = {**PERMISSIVE_GATES, "min_accuracy": 0.99}
-
-
-@pytest.fixture(scope="module")
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as inst:
-        yield inst
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """This module's folder; its warehouse replaces the session's for every test of the module."""
-    root = tmp_path_factory.mktemp("retraining")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("KTRDR_WAREHOUSE_DIR", str(root / "warehouse"))
-        yield root
 
 
 # --------------------------------------------------------------------------- 1. last good entry kept
@@ -86,10 +74,10 @@ class Attempt:
     versions: int
 
 
-def _attempt(job: str, gates: dict, workdir: Path, instance: dg.DagsterInstance, name: str) -> Attempt:
-    strategy = write_strategy(workdir / f"{name}.yaml", gates=gates)
-    run = execute(job, strategy, instance, "AAPL")
-    manifest_run = execute("build_manifest", strategy, instance)
+def _attempt(job: str, gates: dict, module_dir: Path, instance: dg.DagsterInstance, name: str) -> Attempt:
+    strategy = write_strategy(module_dir / f"{name}.yaml", gates=gates)
+    run = run_job(strategy, "AAPL", job=job, instance=instance)
+    manifest_run = run_job(strategy, job="build_manifest", instance=instance)
     return Attempt(
         run=run,
         manifest_run=manifest_run,
@@ -102,12 +90,12 @@ def _attempt(job: str, gates: dict, workdir: Path, instance: dg.DagsterInstance,
 
 
 @pytest.fixture(scope="module")
-def attempts(workdir: Path, instance: dg.DagsterInstance) -> dict[str, Attempt]:
+def attempts(module_dir: Path, instance: dg.DagsterInstance) -> dict[str, Attempt]:
     """passing training -> failing retraining -> passing re-selection, in one warehouse, in this order."""
     return {
-        "pass": _attempt("materialize_symbol", PERMISSIVE_GATES, workdir, instance, "pass"),
-        "fail": _attempt("materialize_symbol", STRICT_GATES, workdir, instance, "fail"),
-        "reselect": _attempt("select_symbol", PERMISSIVE_GATES, workdir, instance, "reselect"),
+        "pass": _attempt("materialize_symbol", PERMISSIVE_GATES, module_dir, instance, "pass"),
+        "fail": _attempt("materialize_symbol", STRICT_GATES, module_dir, instance, "fail"),
+        "reselect": _attempt("select_symbol", PERMISSIVE_GATES, module_dir, instance, "reselect"),
     }
 
 
@@ -202,11 +190,8 @@ def test_weekly_retraining_requests_one_run_per_symbol_each_week() -> None:
 @pytest.fixture
 def msft_raw() -> Iterator[Path]:
     """The session's raw MSFT file, restored byte for byte (and its mtime) after the test."""
-    path = raw_dir() / "MSFT_1d.csv"
-    saved, stat = path.read_bytes(), path.stat()
-    yield path
-    path.write_bytes(saved)
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with restored(raw_dir() / "MSFT_1d.csv") as path:
+        yield path
 
 
 def _tick(instance: dg.DagsterInstance, cursor: str | None) -> tuple[Any, str | None]:
@@ -261,9 +246,9 @@ def _failure_requests(instance: dg.DagsterInstance, run: dg.ExecuteInProcessResu
 
 
 @pytest.fixture(scope="module")
-def rescue(workdir: Path, instance: dg.DagsterInstance) -> Rescue:
-    strategy = write_strategy(workdir / "broken_nn.yaml", models={"neural_network": {"hidden_layers": []}})
-    failed = execute("materialize_symbol", strategy, instance, "MSFT")
+def rescue(module_dir: Path, instance: dg.DagsterInstance) -> Rescue:
+    strategy = write_strategy(module_dir / "broken_nn.yaml", models={"neural_network": {"hidden_layers": []}})
+    failed = run_job(strategy, "MSFT", instance=instance)
     requests = _failure_requests(instance, failed)
     assert len(requests) == 1, requests
     request = requests[0]
@@ -303,15 +288,15 @@ def test_the_requested_selection_runs_without_the_failed_model(rescue: Rescue) -
     assert trained == (set(selection["rejected"]) - {"NeuralNetwork"}) | ({selection["selected_model"]} - {None})
 
 
-def test_a_data_stage_failure_requests_nothing(workdir: Path, instance: dg.DagsterInstance) -> None:
-    strategy = write_strategy(workdir / "too_few_bars.yaml", data={"min_bars": 100_000})
-    run = execute("materialize_symbol", strategy, instance, "MSFT")
+def test_a_data_stage_failure_requests_nothing(module_dir: Path, instance: dg.DagsterInstance) -> None:
+    strategy = write_strategy(module_dir / "too_few_bars.yaml", data={"min_bars": 100_000})
+    run = run_job(strategy, "MSFT", instance=instance)
     assert not run.success and "temporal_splits" not in materialized(run)
     assert _failure_requests(instance, run) == []
 
 
 def test_a_successful_symbol_run_requests_the_manifest(
-    attempts: dict[str, Attempt], workdir: Path, instance: dg.DagsterInstance
+    attempts: dict[str, Attempt], module_dir: Path, instance: dg.DagsterInstance
 ) -> None:
     run = attempts["pass"].run
     context = dg.build_run_status_sensor_context(
@@ -323,7 +308,7 @@ def test_a_successful_symbol_run_requests_the_manifest(
     request = manifest_after_selection(context)
     assert request.run_key == f"manifest-after-{run.run_id}"
     assert manifest_after_selection.job_name == "build_manifest"
-    assert request.run_config == strategy_run_config(workdir / "pass.yaml")
+    assert request.run_config == strategy_run_config(module_dir / "pass.yaml")
 
 
 # --------------------------------------------------------------------------- 5. MLflow parent runs
@@ -331,11 +316,9 @@ def test_every_dagster_run_has_its_own_finished_mlflow_parent(attempts: dict[str
     """Runs without a model step (select_symbol) must not leave their parent RUNNING, nor lend it to
     the next run in the same process."""
     assert mlflow.active_run() is None
-    client = MlflowClient(default_tracking_uri())
-    experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
     runs = [attempt.run for attempt in attempts.values()] + [rescue.failed, rescue.rescue]
     for run in runs:
-        tagged = client.search_runs([experiment.experiment_id], f"tags.dagster_run_id = '{run.run_id}'")
+        tagged = mlflow_runs(EXPERIMENT_NAME, dagster_run_id=run.run_id)
         parents = [r for r in tagged if "mlflow.parentRunId" not in r.data.tags]
         assert len(parents) == 1, (run.dagster_run.job_name, [p.info.run_id for p in parents])
         assert parents[0].info.status == "FINISHED", (run.dagster_run.job_name, parents[0].info.status)

@@ -20,9 +20,7 @@ holds against values recomputed here from the stored model records:
 from __future__ import annotations
 
 import base64
-import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,22 +34,29 @@ from sklearn.metrics import f1_score
 
 from ktrdr_assets.core.models.loading import predict_part
 from ktrdr_assets.core.splits import LABEL
-from ktrdr_assets.definitions import defs
 from ktrdr_assets.io import read_asset
-from ktrdr_assets.paths import warehouse_dir
-from ktrdr_assets.registry import CHAMPION, registered_name
 from ktrdr_assets.resources import default_tracking_uri
-from ktrdr_assets_tests.conftest import strategy_run_config, write_strategy
-from ktrdr_assets_tests.test_data_assets import DATA_ASSETS, materialized, step_errors
+from ktrdr_assets_tests.helpers import (
+    DATA_ASSETS,
+    MANUAL_REVIEW,
+    MODEL_ASSETS,
+    MODEL_TYPES,
+    PERMISSIVE_GATES,
+    SELECTION_ASSETS,
+    champion,
+    check_evaluations,
+    manifest_path,
+    materialized,
+    model_records,
+    read_manifest,
+    registry_versions,
+    run_job,
+    step_errors,
+    write_strategy,
+)
 
-MODEL_TYPES = ("random_forest", "xgboost", "neural_network", "lstm")
-MODEL_ASSETS = tuple(f"{t}_model" for t in MODEL_TYPES)
 GATE_NAMES = ("overfitting_gap", "accuracy", "stability")
 GATE_KEYS = {"overfitting_gap": "max_gap", "accuracy": "min_accuracy", "stability": "max_val_test_diff"}
-SELECTION_ASSETS = ("model_selection", "backtest", "training_analytics")
-MANUAL_REVIEW = "MANUAL_REVIEW_REQUIRED"
-#: Every gate passable: only the majority-baseline rule of the accuracy gate remains.
-PERMISSIVE_GATES = {"max_gap": 1.0, "min_accuracy": 0.0, "max_val_test_diff": 1.0}
 DEFAULT_GATES = {"max_gap": 0.20, "min_accuracy": 0.55, "max_val_test_diff": 0.05, "gap_penalty": 0.5}
 BACKTEST_METRICS = {
     "total_return",
@@ -66,44 +71,7 @@ BACKTEST_METRICS = {
 }
 
 
-# --------------------------------------------------------------------------- helpers (shared with test_retraining)
-def execute(
-    job: str,
-    strategy: Path,
-    instance: dg.DagsterInstance,
-    partition: str | None = None,
-    assets: tuple[str, ...] | None = None,
-) -> dg.ExecuteInProcessResult:
-    """Run `job` (optionally only `assets` of it) for one partition in this process, never raising."""
-    return defs.resolve_job_def(job).execute_in_process(
-        partition_key=partition,
-        run_config=strategy_run_config(strategy),
-        instance=instance,
-        asset_selection=[dg.AssetKey(a) for a in assets] if assets else None,
-        raise_on_error=False,
-    )
-
-
-def check_evaluations(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], Any]:
-    """{(asset, check): AssetCheckEvaluation} of one run (each check evaluated once per run)."""
-    out = {}
-    for evaluation in result.get_asset_check_evaluations():
-        key = (evaluation.asset_key.to_user_string(), evaluation.check_name)
-        assert key not in out, f"{key} evaluated twice in one run"
-        out[key] = evaluation
-    return out
-
-
-def model_records(symbol: str) -> dict[str, dict]:
-    """{model_type: the model asset's stored record} of every materialized model of `symbol`."""
-    out = {}
-    for model_type, asset in zip(MODEL_TYPES, MODEL_ASSETS, strict=True):
-        path = warehouse_dir() / asset / f"{symbol}.json"
-        if path.exists():
-            out[model_type] = json.loads(path.read_text(encoding="utf-8"))
-    return out
-
-
+# --------------------------------------------------------------------------- helpers
 def expected_gates(result: dict, gates: dict) -> dict[str, tuple[bool, float]]:
     """{gate: (passed, value)} recomputed from a model result with note 002's rules."""
     h = result["history"]
@@ -134,24 +102,6 @@ def expected_selection(records: dict[str, dict], gates: dict) -> tuple[str | Non
     return (names[0] if names else None), names[1:], rejected
 
 
-def manifest_path() -> Path:
-    return warehouse_dir() / "deployment_manifest" / "all.json"
-
-
-def read_manifest() -> dict:
-    return json.loads(manifest_path().read_text(encoding="utf-8"))
-
-
-def registry_versions(symbol: str) -> list[Any]:
-    client = MlflowClient(default_tracking_uri())
-    return client.search_model_versions(f"name = '{registered_name(symbol)}'")
-
-
-def champion(symbol: str) -> Any:
-    """The model version the `champion` alias points at (MLflow ModelVersion)."""
-    return MlflowClient(default_tracking_uri()).get_model_version_by_alias(registered_name(symbol), CHAMPION)
-
-
 def png_from_markdown(value: dg.MetadataValue) -> bytes:
     match = re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", value.value)
     assert match, f"no inline PNG in {value.value[:80]!r}"
@@ -176,11 +126,10 @@ def _run_scenario(
     symbol: str,
     gates: dict,
     job: str = "materialize_symbol",
-    assets: tuple[str, ...] | None = None,
     **extra: Any,
 ) -> Scenario:
-    run = execute(job, strategy, instance, symbol, assets)
-    manifest_run = execute("build_manifest", strategy, instance)
+    run = run_job(strategy, symbol, job=job, instance=instance)
+    manifest_run = run_job(strategy, job="build_manifest", instance=instance)
     return Scenario(
         gates=gates,
         results={job: run, "build_manifest": manifest_run},
@@ -191,24 +140,9 @@ def _run_scenario(
     )
 
 
-@pytest.fixture(scope="module")
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as inst:
-        yield inst
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """This module's folder; its warehouse replaces the session's for every test of the module."""
-    root = tmp_path_factory.mktemp("selection_assets")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("KTRDR_WAREHOUSE_DIR", str(root / "warehouse"))
-        yield root
-
-
 # --------------------------------------------------------------------------- 1. MSFT, fast strategy
 @pytest.fixture(scope="module")
-def msft(workdir: Path, fast_strategy: Path, instance: dg.DagsterInstance) -> Scenario:
+def msft(module_dir: Path, fast_strategy: Path, instance: dg.DagsterInstance) -> Scenario:
     return _run_scenario(instance, fast_strategy, "MSFT", DEFAULT_GATES)
 
 
@@ -314,10 +248,10 @@ def test_backtest_materializes_with_or_without_a_selection(msft: Scenario) -> No
 
 # --------------------------------------------------------------------------- 2. AAPL: all fail, then pass
 @pytest.fixture(scope="module")
-def aapl_all_fail(msft: Scenario, workdir: Path, instance: dg.DagsterInstance) -> Scenario:
+def aapl_all_fail(msft: Scenario, module_dir: Path, instance: dg.DagsterInstance) -> Scenario:
     """AAPL trained and selected with `min_accuracy: 0.99` (every other gate permissive), after MSFT."""
     gates = {**PERMISSIVE_GATES, "min_accuracy": 0.99}
-    strategy = write_strategy(workdir / "aapl_strict.yaml", gates=gates)
+    strategy = write_strategy(module_dir / "aapl_strict.yaml", gates=gates)
     versions_before = len(registry_versions("AAPL"))
     scenario = _run_scenario(instance, strategy, "AAPL", gates, versions_before=versions_before)
     scenario.extra["versions_after"] = len(registry_versions("AAPL"))
@@ -325,9 +259,9 @@ def aapl_all_fail(msft: Scenario, workdir: Path, instance: dg.DagsterInstance) -
 
 
 @pytest.fixture(scope="module")
-def aapl_pass(aapl_all_fail: Scenario, workdir: Path, instance: dg.DagsterInstance) -> Scenario:
+def aapl_pass(aapl_all_fail: Scenario, module_dir: Path, instance: dg.DagsterInstance) -> Scenario:
     """The same AAPL models re-selected (select_symbol, no retraining) with permissive gates."""
-    strategy = write_strategy(workdir / "aapl_permissive.yaml", gates=PERMISSIVE_GATES)
+    strategy = write_strategy(module_dir / "aapl_permissive.yaml", gates=PERMISSIVE_GATES)
     scenario = _run_scenario(instance, strategy, "AAPL", PERMISSIVE_GATES, job="select_symbol")
     scenario.extra["champion"] = champion("AAPL")
     return scenario
@@ -458,29 +392,29 @@ def test_manifest_lists_the_selected_model(aapl_pass: Scenario, msft: Scenario) 
 
 # --------------------------------------------------------------------------- 3. crafted failures
 @pytest.fixture(scope="module")
-def overfit(workdir: Path, instance: dg.DagsterInstance) -> Scenario:
+def overfit(module_dir: Path, instance: dg.DagsterInstance) -> Scenario:
     """AAPL with unbounded random-forest trees beside the neural network; max_gap 0.5, other gates open."""
     gates = {**PERMISSIVE_GATES, "max_gap": 0.5}
     strategy = write_strategy(
-        workdir / "overfit.yaml",
+        module_dir / "overfit.yaml",
         gates=gates,
         models={
             "random_forest": {"max_depth": None, "min_samples_leaf": 1, "min_samples_split": 2, "max_samples": 1.0}
         },
     )
     assets = (*DATA_ASSETS, "random_forest_model", "neural_network_model", "model_selection")
-    return _run_in_own_warehouse(workdir / "overfit", instance, strategy, "AAPL", gates, assets)
+    return _run_in_own_warehouse(module_dir / "overfit", instance, strategy, "AAPL", gates, assets)
 
 
 @pytest.fixture(scope="module")
-def majority(workdir: Path, instance: dg.DagsterInstance) -> Scenario:
+def majority(module_dir: Path, instance: dg.DagsterInstance) -> Scenario:
     """MSFT labelled with a 12% zigzag over 10 bars: ~91% HOLD overall, ~99% in the test part."""
     gates = {**PERMISSIVE_GATES, "min_accuracy": 0.5}
     strategy = write_strategy(
-        workdir / "majority.yaml", gates=gates, labels={"zigzag": {"threshold": 0.12, "lookahead": 10}}
+        module_dir / "majority.yaml", gates=gates, labels={"zigzag": {"threshold": 0.12, "lookahead": 10}}
     )
     assets = (*DATA_ASSETS, "random_forest_model", "xgboost_model", "model_selection")
-    return _run_in_own_warehouse(workdir / "majority", instance, strategy, "MSFT", gates, assets)
+    return _run_in_own_warehouse(module_dir / "majority", instance, strategy, "MSFT", gates, assets)
 
 
 def _run_in_own_warehouse(
@@ -488,7 +422,7 @@ def _run_in_own_warehouse(
 ) -> Scenario:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("KTRDR_WAREHOUSE_DIR", str(root))
-        run = execute("materialize_symbol", strategy, instance, symbol, assets)
+        run = run_job(strategy, symbol, assets, instance=instance)
         labels = read_asset("zigzag_labels", symbol)
         return Scenario(
             gates=gates,

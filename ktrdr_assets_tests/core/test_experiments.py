@@ -4,24 +4,20 @@ spec validation, grid expansion, section overrides, aggregation and the output-f
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from pydantic import ValidationError
 
-from ktrdr_assets.core.augmentation import augment_train_set
-from ktrdr_assets.core.bars import load_bars
 from ktrdr_assets.core.config_errors import StrategyError
 from ktrdr_assets.core.experiments import (
     AGGREGATE_CSV,
     MARKER,
     SUMMARY_COLUMNS,
     SUMMARY_CSV,
+    ExperimentResult,
     ExperimentSpec,
     RecordingTracker,
     aggregate,
@@ -34,63 +30,16 @@ from ktrdr_assets.core.experiments import (
     value_label,
     variant_strategy,
 )
-from ktrdr_assets.core.features import build_features
-from ktrdr_assets.core.fuzzy import compute_memberships
-from ktrdr_assets.core.indicators import compute_indicators
-from ktrdr_assets.core.labels import make_labels
-from ktrdr_assets.core.splits import TemporalSplits, temporal_split
-from ktrdr_assets.core.strategy import StrategyConfig, load_strategy
-from ktrdr_assets.core.warmup import required_bars
-from ktrdr_assets.paths import raw_dir
-from ktrdr_assets_tests.conftest import write_strategy
-
-#: Tiny, fast NN / LSTM settings on top of conftest's FAST_MODELS.
-TINY = {"neural_network": {"batch_size": 256}, "lstm": {"batch_size": 256, "hidden_size": 8}}
+from ktrdr_assets_tests.helpers import Inputs
 
 
-@dataclass
-class Inputs:
-    splits: TemporalSplits
-    augmented: pd.DataFrame
-    strategy: StrategyConfig
-
-
-def build_inputs(symbol: str, strategy_path: Path) -> Inputs:
-    """The data stage of the graph run through the core functions on the session's raw file."""
-    strategy = load_strategy(strategy_path).for_symbol(symbol)
-    path = next(raw_dir().glob(f"{symbol}_*.csv"))
-    bars = load_bars(path, required_bars=required_bars(strategy), adjust_with_adj_close=True)
-    indicators = compute_indicators(bars, strategy.indicators)
-    fuzzy = compute_memberships(indicators, strategy.fuzzy_sets)
-    labels = make_labels(bars, strategy.labels)
-    features, names = build_features(bars, indicators, fuzzy, labels["label"], strategy.features)
-    splits = temporal_split(features, names, strategy.splits, strategy.labels.lookahead)
-    augmented = augment_train_set(splits.train, names, strategy.augmentation, strategy.seed).frame
-    return Inputs(splits, augmented, strategy)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny models: one intra-op thread is faster and steadier than contending for the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def msft(tmp_path_factory: pytest.TempPathFactory) -> Inputs:
-    path = write_strategy(tmp_path_factory.mktemp("experiments") / "strategy.yaml", models=TINY)
-    return build_inputs("MSFT", path)
-
-
-def _run(spec: ExperimentSpec, inputs: Inputs, out: Path):
+def _run(spec: ExperimentSpec, inputs: Inputs, out: Path) -> ExperimentResult:
     data = (inputs.splits, inputs.augmented, inputs.strategy)
     return run_experiment(spec, *data, symbol="MSFT", output_dir=out)
 
 
 @pytest.fixture(scope="module")
-def lr_grid(msft: Inputs, tmp_path_factory: pytest.TempPathFactory):
+def lr_grid(msft_inputs: Inputs, tmp_path_factory: pytest.TempPathFactory) -> ExperimentResult:
     spec = ExperimentSpec(
         name="msft_lr",
         model_type="neural_network",
@@ -99,8 +48,7 @@ def lr_grid(msft: Inputs, tmp_path_factory: pytest.TempPathFactory):
         seeds=[7, 8],
         epochs=3,
     )
-    out = tmp_path_factory.mktemp("lr") / "msft_lr"
-    return run_experiment(spec, msft.splits, msft.augmented, msft.strategy, symbol="MSFT", output_dir=out)
+    return _run(spec, msft_inputs, tmp_path_factory.mktemp("lr") / "msft_lr")
 
 
 # --------------------------------------------------------------------------- real data
@@ -149,7 +97,7 @@ def test_aggregate_csv_is_mean_and_std_across_seeds(lr_grid) -> None:
     assert (header["status"], header["runs"], header["succeeded"], header["failed"]) == ("finished", 4, 4, 0)
 
 
-def test_failing_values_are_recorded_and_the_grid_goes_on(msft: Inputs, tmp_path: Path) -> None:
+def test_failing_values_are_recorded_and_the_grid_goes_on(msft_inputs: Inputs, tmp_path: Path) -> None:
     spec = ExperimentSpec(
         name="bad_lr",
         model_type="neural_network",
@@ -158,7 +106,7 @@ def test_failing_values_are_recorded_and_the_grid_goes_on(msft: Inputs, tmp_path
         seeds=[3],
         epochs=2,
     )
-    result = _run(spec, msft, tmp_path / "x")
+    result = _run(spec, msft_inputs, tmp_path / "x")
     rows = pd.read_csv(result.summary_csv, keep_default_na=False, dtype={"value": str}).set_index("value")
     assert rows["status"].to_dict() == {"1e+06": "failed", "-1": "failed", "0.001": "success"}
     diverged, invalid = rows.loc["1e+06"], rows.loc["-1"]
@@ -176,11 +124,11 @@ def test_failing_values_are_recorded_and_the_grid_goes_on(msft: Inputs, tmp_path
     assert np.isnan(table.loc["1e+06", "test_acc_mean"]) and not np.isnan(table.loc["0.001", "test_acc_mean"])
 
 
-def test_lstm_architecture_grid_builds_stacked_layers(msft: Inputs, tmp_path: Path) -> None:
+def test_lstm_architecture_grid_builds_stacked_layers(msft_inputs: Inputs, tmp_path: Path) -> None:
     spec = ExperimentSpec(
         name="arch", model_type="lstm", grid="architecture", values=[[8, 8], [8, 4]], seeds=[1], epochs=1
     )
-    result = _run(spec, msft, tmp_path / "a")
+    result = _run(spec, msft_inputs, tmp_path / "a")
     ok, bad = result.summary.iloc[0], result.summary.iloc[1]
     config = json.loads((tmp_path / "a" / ok["run_dir"] / "config.json").read_text())["config"]
     assert ok["status"] == "success" and (config["hidden_size"], config["num_layers"]) == (8, 2)
@@ -223,9 +171,9 @@ def test_section_overrides() -> None:
         section_override("neural_network", "architecture", 64)
 
 
-def test_variant_strategy_sets_section_seed_epochs_and_analytics(msft: Inputs) -> None:
-    off = msft.strategy.analytics.model_copy(update={"enabled": False})
-    base = msft.strategy.model_copy(update={"analytics": off})
+def test_variant_strategy_sets_section_seed_epochs_and_analytics(msft_inputs: Inputs) -> None:
+    off = msft_inputs.strategy.analytics.model_copy(update={"enabled": False})
+    base = msft_inputs.strategy.model_copy(update={"analytics": off})
     variant = variant_strategy(base, "neural_network", {"learning_rate": 0.02}, seed=9, epochs=4)
     section = variant.models.section("neural_network")
     assert (section.learning_rate, section.epochs, section.batch_size) == (0.02, 4, 256)  # batch size kept

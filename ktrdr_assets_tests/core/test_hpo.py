@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
 import pandas as pd
 import pytest
-import torch
 import yaml
 from pydantic import ValidationError
 
@@ -29,8 +27,7 @@ from ktrdr_assets.core.hpo import (
 )
 from ktrdr_assets.core.strategy import _deep_merge, parse_strategy
 from ktrdr_assets.core.tracking import NullTracker
-from ktrdr_assets_tests.conftest import SHIPPED_STRATEGY, write_strategy
-from ktrdr_assets_tests.core.test_experiments import TINY, Inputs, build_inputs
+from ktrdr_assets_tests.helpers import SHIPPED_STRATEGY, Inputs
 
 ATTRS = {"symbol": "MSFT", "model_type": "neural_network"}
 #: A small space so real trials take a fraction of a second.
@@ -49,28 +46,14 @@ FIXED_NN = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def msft(tmp_path_factory: pytest.TempPathFactory) -> Inputs:
-    path = write_strategy(tmp_path_factory.mktemp("hpo") / "strategy.yaml", models=TINY)
-    return build_inputs("MSFT", path)
-
-
-def _search(msft: Inputs, db: Path, out: Path, n_trials: int, name: str = "s", **kw) -> optuna.Study:
+def _search(msft_inputs: Inputs, db: Path, out: Path, n_trials: int, name: str = "s", **kw) -> optuna.Study:
     settings = SearchSettings(sampler_startup_trials=3)
     study = open_study(study_storage(db), name, ATTRS, settings, kw.pop("pruner", None))
     run_search(
         study,
-        msft.splits,
-        msft.augmented,
-        msft.strategy,
+        msft_inputs.splits,
+        msft_inputs.augmented,
+        msft_inputs.strategy,
         symbol="MSFT",
         model_type="neural_network",
         n_trials=n_trials,
@@ -103,14 +86,14 @@ def test_suggested_sections_known_answer() -> None:
         suggest_section(optuna.trial.FixedTrial(FIXED_NN), "xgboost", SearchSpace())
 
 
-def test_every_sampled_section_is_a_valid_model_config(msft: Inputs) -> None:
+def test_every_sampled_section_is_a_valid_model_config(msft_inputs: Inputs) -> None:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     space = SearchSpace()
     for model_type in ("neural_network", "lstm"):
         for _ in range(25):
             trial = study.ask()
             section = suggest_section(trial, model_type, space)
-            config = variant_strategy(msft.strategy, model_type, section, seed=1).models.section(model_type)
+            config = variant_strategy(msft_inputs.strategy, model_type, section, seed=1).models.section(model_type)
             assert space.learning_rate[0] <= config.learning_rate <= space.learning_rate[1]
             assert config.batch_size in space.batch_sizes and 0.1 <= config.dropout <= 0.5
             widths = config.hidden_layers if model_type == "neural_network" else (config.hidden_size,)
@@ -151,7 +134,7 @@ def test_median_pruning_with_a_crafted_objective(tmp_path: Path) -> None:
     assert study.trials[2].intermediate_values == {1: 0.95, 2: 0.95, 3: 0.95, 4: 0.95}
 
 
-def test_pruned_from_inside_real_training(msft: Inputs, tmp_path: Path) -> None:
+def test_pruned_from_inside_real_training(msft_inputs: Inputs, tmp_path: Path) -> None:
     """TrialPruned raised in train_model's epoch callback leaves training cleanly: the trial is PRUNED, the
     run's tracker context saw the exception, metrics.csv holds the epochs run, and no model was saved."""
     exits = []
@@ -166,7 +149,7 @@ def test_pruned_from_inside_real_training(msft: Inputs, tmp_path: Path) -> None:
 
     never_good_enough = optuna.pruners.ThresholdPruner(lower=1.01, n_warmup_steps=1)
     out = tmp_path / "out"
-    study = _search(msft, tmp_path / "o.db", out, 2, pruner=never_good_enough, tracker_factory=factory)
+    study = _search(msft_inputs, tmp_path / "o.db", out, 2, pruner=never_good_enough, tracker_factory=factory)
     assert [t.state.name for t in study.trials] == ["PRUNED", "PRUNED"]
     assert exits == ["TrialPruned", "TrialPruned"]
     for trial in study.trials:
@@ -178,7 +161,7 @@ def test_pruned_from_inside_real_training(msft: Inputs, tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- resume
-def test_an_interrupted_study_resumes_in_sqlite(msft: Inputs, tmp_path: Path) -> None:
+def test_an_interrupted_study_resumes_in_sqlite(msft_inputs: Inputs, tmp_path: Path) -> None:
     db, out = tmp_path / "optuna.db", tmp_path / "out"
     calls = []
 
@@ -193,8 +176,8 @@ def test_an_interrupted_study_resumes_in_sqlite(msft: Inputs, tmp_path: Path) ->
         yield CtrlC() if len(calls) == 3 else NullTracker()
 
     with pytest.raises(KeyboardInterrupt):
-        _search(msft, db, out, 3, tracker_factory=interrupt_third_trial)
-    study = _search(msft, db, out, 2)  # a new storage connection and study object, as after a restart
+        _search(msft_inputs, db, out, 3, tracker_factory=interrupt_third_trial)
+    study = _search(msft_inputs, db, out, 2)  # a new storage connection and study object, as after a restart
     assert [(t.number, t.state.name) for t in study.trials] == [
         (0, "COMPLETE"),
         (1, "COMPLETE"),

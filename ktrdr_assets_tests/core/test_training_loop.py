@@ -19,15 +19,6 @@ OFF = AnalyticsConfig(enabled=False)
 ON = AnalyticsConfig(enabled=True)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread is faster and steadier than contending for the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _data(n: int = 240, n_features: int = 6, seed: int = 0, noise_labels: bool = False):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, n_features)).astype(np.float32)
