@@ -30,7 +30,7 @@ from pydantic import Field
 
 from .assets.models import model_asset_name
 from .core import cleanup, experiments, hpo, llm_reports
-from .core.experiments import SAFE_NAME, TrackerFactory
+from .core.experiments import SAFE_NAME, TorchModel, TrackerFactory
 from .core.models.training_runs import MODEL_TYPES
 from .core.splits import TemporalSplits
 from .core.tracking import MlflowTracker, Tracker
@@ -49,7 +49,6 @@ OPTUNA_DB = "optuna.db"
 MLFLOW_EXPERIMENTS = "ktrdr_experiments"
 MLFLOW_HPO = "ktrdr_hpo"
 INPUT_ASSETS = ("temporal_splits", "augmented_train_set")
-TorchModel = Literal["neural_network", "lstm"]
 GPU_POOL = "gpu"  # shared with the NN and LSTM model assets: one GPU step at a time across runs
 
 

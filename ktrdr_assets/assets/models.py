@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..core.gates import evaluate_gates
 from ..core.llm_reports import write_run_prompt
+from ..core.models.fitters import TORCH_MODEL_TYPES
 from ..core.models.training_runs import MODEL_TYPES, train_model
 from ..core.splits import TemporalSplits
 from ..metadata import json_value, png_md
@@ -20,7 +21,6 @@ from ..partitions import symbol_partitions, validate_symbol
 from ..paths import warehouse_dir
 from ..resources import StrategyResource, nested_training_run
 
-GPU_MODELS = ("neural_network", "lstm")
 KINDS = {"random_forest": "sklearn", "xgboost": "xgboost", "neural_network": "pytorch", "lstm": "pytorch"}
 GATES = {
     "overfitting_gap": "train accuracy - validation accuracy <= gates.max_gap",
@@ -85,7 +85,7 @@ def build_model_asset(model_type: str) -> dg.AssetsDefinition:
         name=name,
         partitions_def=symbol_partitions,
         group_name="models",
-        pool="gpu" if model_type in GPU_MODELS else None,
+        pool="gpu" if model_type in TORCH_MODEL_TYPES else None,
         kinds={KINDS[model_type]},
         required_resource_keys={"mlflow", "strategy"},
         check_specs=checks,

@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     import dagster as dg
 
     from ktrdr_assets.core.gates import evaluate_gates
+    from ktrdr_assets.core.models.training_runs import MODEL_TYPES
     from ktrdr_assets.definitions import defs
     from ktrdr_assets.io import read_asset
     from ktrdr_assets.jobs import SYMBOL_JOB
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
             wall = time.perf_counter() - started
             gates = StrategyResource().for_symbol(symbol).gates
             selected = read_asset("model_selection", symbol).get("selected_model")
-            for model_type in ("random_forest", "xgboost", "neural_network", "lstm"):
+            for model_type in MODEL_TYPES:
                 try:
                     result = read_asset(f"{model_type}_model", symbol)["result"]
                 except FileNotFoundError:

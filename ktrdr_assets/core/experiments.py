@@ -80,17 +80,8 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "duration_s",
     "run_dir",
 )
-NUMERIC_COLUMNS = (
-    "epochs_reached",
-    "max_epochs",
-    "best_epoch",
-    "best_val_acc",
-    "val_acc",
-    "train_acc",
-    "test_acc",
-    "train_val_gap",
-    "duration_s",
-)
+_TEXT_COLUMNS = {"run_id", "grid", "value", "seed", "status", "error", "stop_reason", "run_dir"}
+NUMERIC_COLUMNS = tuple(c for c in SUMMARY_COLUMNS if c not in _TEXT_COLUMNS)
 #: Columns averaged across the seeds of one value in aggregate.csv (successful runs only).
 AGGREGATED = ("epochs_reached", "best_val_acc", "test_acc", "train_val_gap", "duration_s")
 

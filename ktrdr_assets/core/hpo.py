@@ -44,7 +44,7 @@ from .experiments import (
     write_csv,
 )
 from .jsonsafe import dumps
-from .models.fitters import ModelTrainingError
+from .models.fitters import TORCH_MODEL_TYPES, ModelTrainingError
 from .models.training_runs import train_model
 from .plots import figure_png, new_figure
 from .splits import TemporalSplits
@@ -106,7 +106,7 @@ class SearchSettings(_Strict):
 
 def suggest_section(trial: optuna.Trial, model_type: str, space: SearchSpace) -> dict[str, Any]:
     """One trial's `models.<model_type>` section (also rebuilds a finished trial's from `FixedTrial`)."""
-    if model_type not in ("neural_network", "lstm"):
+    if model_type not in TORCH_MODEL_TYPES:
         raise ValueError(f"search: model_type must be neural_network or lstm, got {model_type!r}")
     section: dict[str, Any] = {
         "learning_rate": trial.suggest_float("learning_rate", *space.learning_rate, log=True),

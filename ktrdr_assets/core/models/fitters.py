@@ -204,3 +204,5 @@ FITTERS: dict[str, Callable[..., FittedModel]] = {
 #: The LSTM learns from the chronological train part (windows need consecutive bars); the others
 #: from the augmented train set.
 USES_SEQUENCES = {"lstm"}
+#: The torch models: trained epoch by epoch, on CUDA when present (the Dagster `gpu` pool).
+TORCH_MODEL_TYPES = frozenset({"neural_network", "lstm"})

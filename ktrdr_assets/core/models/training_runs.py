@@ -35,7 +35,7 @@ from ..training.alerts import evaluate_alerts
 from ..training.analytics_export import export_run, final_analysis
 from ..training.trends import LIVE_METRICS, TrendTracker
 from .evaluation import build_result, classification_metrics
-from .fitters import FITTERS, USES_SEQUENCES, FittedModel, SplitArrays
+from .fitters import FITTERS, TORCH_MODEL_TYPES, USES_SEQUENCES, FittedModel, SplitArrays
 from .importance import permutation_feature_importance
 from .persistence import save_json
 
@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 
 MODEL_TYPES: tuple[str, ...] = tuple(FITTERS)
 FAILURE_FILE = "failure.json"
-TORCH_MODEL_TYPES = frozenset({"neural_network", "lstm"})
 PARTS = ("train", "validation", "test")
 
 
@@ -211,7 +210,7 @@ def train_model(
     save_json(run_dir / "config.json", {"model_type": model_type, "seed": seed, "config": info["config"]})
     save_json(run_dir / "metrics.json", result)
     save_json(run_dir / "feature_importance.json", importance)
-    if model_type not in ("neural_network", "lstm"):
+    if model_type not in TORCH_MODEL_TYPES:
         rows = fitted.history or [
             {
                 "epoch": 1,
