@@ -46,7 +46,8 @@ from typing import Any
 from .core.config_errors import StrategyError
 from .core.jsonsafe import dumps
 from .core.models.config import MODEL_CONFIGS, AnalyticsConfig
-from .core.strategy import StrategyConfig, load_strategy
+from .core.strategy import StrategyConfig
+from .core.strategy_loader import load_strategy
 from .core.training.trends import LIVE_METRICS, loss_trend
 from .paths import dagster_home, default_tracking_uri
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import dagster as dg
 
-from .core.strategy import StrategyConfig, load_strategy
+from .core.strategy import StrategyConfig
+from .core.strategy_loader import load_strategy
 from .core.tracking import MlflowTracker
 from .paths import PROJECT_ROOT, dagster_home, default_strategy_path, default_tracking_uri
 

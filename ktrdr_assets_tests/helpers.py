@@ -26,7 +26,8 @@ from ktrdr_assets.core.fuzzy import compute_memberships
 from ktrdr_assets.core.indicators import compute_indicators
 from ktrdr_assets.core.labels import make_labels
 from ktrdr_assets.core.splits import TemporalSplits, temporal_split
-from ktrdr_assets.core.strategy import StrategyConfig, _deep_merge, load_strategy
+from ktrdr_assets.core.strategy import StrategyConfig, _deep_merge
+from ktrdr_assets.core.strategy_loader import load_strategy
 from ktrdr_assets.core.warmup import required_bars
 from ktrdr_assets.paths import default_tracking_uri, raw_dir, warehouse_dir
 from ktrdr_assets.registry import CHAMPION, registered_name

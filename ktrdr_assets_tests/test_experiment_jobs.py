@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from ktrdr_assets.core.strategy import _deep_merge, parse_strategy
+from ktrdr_assets.core.strategy import _deep_merge
+from ktrdr_assets.core.strategy_loader import parse_strategy
 from ktrdr_assets.definitions import defs
 from ktrdr_assets.experiments_jobs import (
     MLFLOW_EXPERIMENTS,

@@ -30,7 +30,7 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from ktrdr_assets.core.models.training_runs import train_model
-from ktrdr_assets.core.strategy import load_strategy
+from ktrdr_assets.core.strategy_loader import load_strategy
 from ktrdr_assets.core.tracking import NullTracker
 from ktrdr_assets.core.training.trends import LIVE_METRICS, RECOMMENDATIONS, TrendTracker
 from ktrdr_assets.monitor import EPOCH_COLUMNS, analyze_main, monitor_main
@@ -80,7 +80,7 @@ from pathlib import Path
 import mlflow
 
 from ktrdr_assets.core.models.training_runs import train_model
-from ktrdr_assets.core.strategy import load_strategy
+from ktrdr_assets.core.strategy_loader import load_strategy
 from ktrdr_assets.resources import EXPERIMENT_NAME, ensure_experiment, nested_training_run
 
 uri, strategy_path, run_dir, dagster_run, sleep_s = sys.argv[1:]

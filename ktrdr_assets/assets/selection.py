@@ -16,13 +16,13 @@ import pandas as pd
 from ..core.backtest import periods_per_year_for, plot_equity, run_backtest
 from ..core.bars import parse_timeframe
 from ..core.candidates import current_candidates
+from ..core.config_errors import StrategyError
 from ..core.models.loading import predict_part
 from ..core.models.training_runs import MODEL_TYPES, config_fingerprint, splits_fingerprint
 from ..core.plots import comparison_png
 from ..core.selection import build_manifest, merge_selections, select_model
 from ..core.signals import Signal
 from ..core.splits import LABEL, TemporalSplits
-from ..core.strategy import StrategyError
 from ..core.thresholds import apply_decision_threshold, optimize_decision_margin
 from ..core.training.analytics_export import ALERTS_TXT, DETAILED_JSON, METRICS_CSV
 from ..io import asset_path

@@ -25,7 +25,8 @@ from ktrdr_assets.core.features import build_features
 from ktrdr_assets.core.fuzzy import compute_memberships
 from ktrdr_assets.core.indicators import compute_indicators
 from ktrdr_assets.core.labels import make_labels
-from ktrdr_assets.core.strategy import StrategyConfig, load_strategy
+from ktrdr_assets.core.strategy import StrategyConfig
+from ktrdr_assets.core.strategy_loader import load_strategy
 from ktrdr_assets.paths import default_strategy_path
 
 SEED = 42

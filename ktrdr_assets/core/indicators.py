@@ -30,8 +30,9 @@ import pandas as pd
 import talib
 from talib import abstract
 
+from .config_errors import StrategyError
 from .fuzzy import membership_columns
-from .strategy import IndicatorSpec, StrategyConfig, StrategyError
+from .strategy import IndicatorSpec, StrategyConfig
 
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
 

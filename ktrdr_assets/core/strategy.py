@@ -1,4 +1,4 @@
-"""The strategy file: YAML validated into typed config.
+"""The strategy file's schema: every section as typed, validated config.
 
 Every parameter of every stage has one home here, with its default. Unknown keys, wrong types and
 inconsistent references fail with a message that names the key and the file.
@@ -7,14 +7,11 @@ inconsistent references fail with a message that names the key and the file.
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .backtest import BacktestConfig
-from .config_errors import StrategyError, format_validation_error
 from .models.config import AnalyticsConfig, GatesConfig, ModelsConfig
 
 
@@ -197,32 +194,3 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
         else:
             out[key] = copy.deepcopy(value)
     return out
-
-
-def parse_strategy(raw: Any, source: str = "<strategy>") -> StrategyConfig:
-    """Validate an already-parsed mapping into a StrategyConfig, naming `source` in errors."""
-    if not isinstance(raw, dict):
-        raise StrategyError(f"{source}: the strategy must be a YAML mapping, got {type(raw).__name__}")
-    try:
-        config = StrategyConfig.model_validate(raw)
-        per_symbol = {symbol: config.for_symbol(symbol) for symbol in config.symbol_overrides}
-    except ValidationError as err:
-        raise StrategyError(format_validation_error(err, source)) from None
-    from .indicators import check_strategy_references  # lazy: indicators imports this module
-
-    check_strategy_references(config, source)
-    for symbol, symbol_config in per_symbol.items():
-        check_strategy_references(symbol_config, f"{source} (symbol_overrides.{symbol})")
-    return config
-
-
-def load_strategy(path: str | Path) -> StrategyConfig:
-    """Read and validate a strategy YAML file (safe_load only)."""
-    path = Path(path)
-    if not path.is_file():
-        raise StrategyError(f"{path}: strategy file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise StrategyError(f"{path}: not valid YAML: {err}") from None
-    return parse_strategy(raw, source=str(path))

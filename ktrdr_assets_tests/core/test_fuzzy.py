@@ -18,7 +18,8 @@ from ktrdr_assets.core.fuzzy import (
     triangular,
 )
 from ktrdr_assets.core.indicators import compute_indicators
-from ktrdr_assets.core.strategy import IndicatorSpec, parse_strategy
+from ktrdr_assets.core.strategy import IndicatorSpec
+from ktrdr_assets.core.strategy_loader import parse_strategy
 
 INF = math.inf
 

@@ -25,7 +25,8 @@ from ktrdr_assets.core.hpo import (
     suggest_section,
     write_search_outputs,
 )
-from ktrdr_assets.core.strategy import _deep_merge, parse_strategy
+from ktrdr_assets.core.strategy import _deep_merge
+from ktrdr_assets.core.strategy_loader import parse_strategy
 from ktrdr_assets.core.tracking import NullTracker
 from ktrdr_assets_tests.helpers import SHIPPED_STRATEGY, Inputs
 

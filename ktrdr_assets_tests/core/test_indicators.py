@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ktrdr_assets.core.config_errors import StrategyError
 from ktrdr_assets.core.fuzzy import fuzzy_coverage
 from ktrdr_assets.core.indicators import (
     PROJECT_INDICATORS,
@@ -18,7 +19,8 @@ from ktrdr_assets.core.indicators import (
     known_functions,
     warmup_bars,
 )
-from ktrdr_assets.core.strategy import IndicatorSpec, StrategyError, load_strategy, parse_strategy
+from ktrdr_assets.core.strategy import IndicatorSpec
+from ktrdr_assets.core.strategy_loader import load_strategy, parse_strategy
 
 SHIPPED = Path(__file__).resolve().parents[2] / "data" / "strategies" / "neuro_mean_reversion.yaml"
 
