@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dagster as dg
 
-from .assets import data, models, selection
-from .experiments_jobs import experiment_jobs, weekly_cleanup
-from .io import WarehouseIOManager
-from .jobs import jobs, schedules, sensors
-from .resources import StrategyResource, mlflow_tracking_resource
+from ktrdr_assets.assets import data, models, selection
+from ktrdr_assets.io import WarehouseIOManager
+from ktrdr_assets.jobs.research import experiment_jobs, weekly_cleanup
+from ktrdr_assets.jobs.retraining import jobs, schedules, sensors
+from ktrdr_assets.resources.tracking import StrategyResource, mlflow_tracking_resource
 
 defs = dg.Definitions(
     assets=[*dg.load_assets_from_modules([data, selection]), *models.model_assets],

@@ -19,12 +19,14 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from .core.atomic import atomic_directory, write_text_atomic, write_with
-from .core.jsonsafe import dumps
-from .partitions import validate_symbol
-from .paths import warehouse_dir
+from ktrdr_assets.core.util.atomic import atomic_directory, write_text_atomic, write_with
+from ktrdr_assets.core.util.jsonsafe import dumps
+from ktrdr_assets.partitions import validate_symbol
+from ktrdr_assets.paths import warehouse_dir
 
 _BUNDLE_MARKER = "bundle_type.txt"
+#: Bundles stored before the package layout showed the pipeline name their type by its old module.
+_MOVED_MODULES = {"ktrdr_assets.core.splits": "ktrdr_assets.core.data.splits"}
 
 
 def asset_path(root: Path, asset_key: dg.AssetKey, partition: str | None, suffix: str = "") -> Path:
@@ -84,6 +86,7 @@ def _read(path: Path) -> Any:
     if path.suffix == ".json":
         return json.loads(path.read_text(encoding="utf-8"))
     module_name, _, qualname = (path / _BUNDLE_MARKER).read_text().strip().partition(":")
+    module_name = _MOVED_MODULES.get(module_name, module_name)
     if not module_name.startswith("ktrdr_assets."):
         raise ValueError(f"{path}: refusing to load a bundle of foreign type {module_name}:{qualname}")
     kind = getattr(importlib.import_module(module_name), qualname)

@@ -9,7 +9,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from .core.jsonsafe import to_jsonable
+from ktrdr_assets.core.util.jsonsafe import to_jsonable
 
 
 def preview(frame: pd.DataFrame, rows: int = 5, max_columns: int = 12) -> dg.MetadataValue:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from .core.bars import BarsError, parse_raw_filename
-from .paths import raw_dir
+from ktrdr_assets.core.data.bars import BarsError, parse_raw_filename
+from ktrdr_assets.paths import raw_dir
 
 log = logging.getLogger(__name__)
 

@@ -19,18 +19,18 @@ import pandas as pd
 import yaml
 
 from ktrdr_assets.benchmarks.fast_models import FAST_MODELS
-from ktrdr_assets.core.augmentation import augment_train_set
-from ktrdr_assets.core.bars import load_bars
-from ktrdr_assets.core.features import build_features
-from ktrdr_assets.core.fuzzy import compute_memberships
-from ktrdr_assets.core.indicators import compute_indicators
-from ktrdr_assets.core.labels import make_labels
-from ktrdr_assets.core.splits import TemporalSplits, temporal_split
-from ktrdr_assets.core.strategy import StrategyConfig, _deep_merge
-from ktrdr_assets.core.strategy_loader import load_strategy
-from ktrdr_assets.core.warmup import required_bars
+from ktrdr_assets.core.config.loader import load_strategy
+from ktrdr_assets.core.config.schema import StrategyConfig, _deep_merge
+from ktrdr_assets.core.data.augmentation import augment_train_set
+from ktrdr_assets.core.data.bars import load_bars
+from ktrdr_assets.core.data.features import build_features
+from ktrdr_assets.core.data.fuzzy import compute_memberships
+from ktrdr_assets.core.data.indicators import compute_indicators
+from ktrdr_assets.core.data.labels import make_labels
+from ktrdr_assets.core.data.splits import TemporalSplits, temporal_split
+from ktrdr_assets.core.data.warmup import required_bars
 from ktrdr_assets.paths import default_tracking_uri, raw_dir, warehouse_dir
-from ktrdr_assets.registry import CHAMPION, registered_name
+from ktrdr_assets.resources.champion import CHAMPION, registered_name
 
 if TYPE_CHECKING:
     import dagster as dg

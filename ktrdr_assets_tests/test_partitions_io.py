@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ktrdr_assets.core.splits import LABEL, TemporalSplits, temporal_split
-from ktrdr_assets.core.strategy import SplitConfig
+from ktrdr_assets.core.config.schema import SplitConfig
+from ktrdr_assets.core.data.splits import LABEL, TemporalSplits, temporal_split
 from ktrdr_assets.definitions import defs
 from ktrdr_assets.io import WarehouseIOManager, asset_path, read_asset
 from ktrdr_assets.partitions import (

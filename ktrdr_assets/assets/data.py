@@ -5,18 +5,18 @@ splits -> augmented train set. Each asset loads config, calls one core function,
 import dagster as dg
 import pandas as pd
 
-from ..core.augmentation import augment_train_set
-from ..core.bars import bar_stats, load_bars, load_sources_config, one_bar_moves
-from ..core.features import build_features
-from ..core.fuzzy import compute_memberships, fuzzy_coverage
-from ..core.indicators import compute_indicators
-from ..core.labels import label_distribution, make_labels
-from ..core.splits import TemporalSplits, temporal_split, verify_splits
-from ..core.warmup import required_bars
-from ..metadata import class_balance_md, date_range, json_value, preview
-from ..partitions import source_for, symbol_partitions
-from ..paths import sources_config_path
-from ..resources import StrategyResource
+from ktrdr_assets.core.data.augmentation import augment_train_set
+from ktrdr_assets.core.data.bars import bar_stats, load_bars, load_sources_config, one_bar_moves
+from ktrdr_assets.core.data.features import build_features
+from ktrdr_assets.core.data.fuzzy import compute_memberships, fuzzy_coverage
+from ktrdr_assets.core.data.indicators import compute_indicators
+from ktrdr_assets.core.data.labels import label_distribution, make_labels
+from ktrdr_assets.core.data.splits import TemporalSplits, temporal_split, verify_splits
+from ktrdr_assets.core.data.warmup import required_bars
+from ktrdr_assets.metadata import class_balance_md, date_range, json_value, preview
+from ktrdr_assets.partitions import source_for, symbol_partitions
+from ktrdr_assets.paths import sources_config_path
+from ktrdr_assets.resources.tracking import StrategyResource
 
 _common = {"partitions_def": symbol_partitions, "group_name": "data"}
 

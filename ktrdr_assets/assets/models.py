@@ -11,15 +11,15 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from ..core.gates import evaluate_gates
-from ..core.llm_reports import write_run_prompt
-from ..core.models.fitters import TORCH_MODEL_TYPES
-from ..core.models.training_runs import MODEL_TYPES, train_model
-from ..core.splits import TemporalSplits
-from ..metadata import json_value, png_md
-from ..partitions import symbol_partitions, validate_symbol
-from ..paths import warehouse_dir
-from ..resources import StrategyResource, nested_training_run
+from ktrdr_assets.core.data.splits import TemporalSplits
+from ktrdr_assets.core.models.fitters import TORCH_MODEL_TYPES
+from ktrdr_assets.core.models.training_runs import MODEL_TYPES, train_model
+from ktrdr_assets.core.research.llm_reports import write_run_prompt
+from ktrdr_assets.core.selection.gates import evaluate_gates
+from ktrdr_assets.metadata import json_value, png_md
+from ktrdr_assets.partitions import symbol_partitions, validate_symbol
+from ktrdr_assets.paths import warehouse_dir
+from ktrdr_assets.resources.tracking import StrategyResource, nested_training_run
 
 KINDS = {"random_forest": "sklearn", "xgboost": "xgboost", "neural_network": "pytorch", "lstm": "pytorch"}
 GATES = {

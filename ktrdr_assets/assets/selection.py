@@ -13,25 +13,25 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from ..core.backtest import periods_per_year_for, plot_equity, run_backtest
-from ..core.bars import parse_timeframe
-from ..core.candidates import current_candidates
-from ..core.config_errors import StrategyError
-from ..core.models.loading import predict_part
-from ..core.models.training_runs import MODEL_TYPES, config_fingerprint, splits_fingerprint
-from ..core.plots import comparison_png
-from ..core.selection import build_manifest, merge_selections, select_model
-from ..core.signals import Signal
-from ..core.splits import LABEL, TemporalSplits
-from ..core.thresholds import apply_decision_threshold, optimize_decision_margin
-from ..core.training.analytics_export import ALERTS_TXT, DETAILED_JSON, METRICS_CSV
-from ..io import asset_path
-from ..metadata import json_value, png_md
-from ..partitions import source_for, symbol_partitions
-from ..paths import warehouse_dir
-from ..registry import promote_champion
-from ..resources import StrategyResource
-from .models import model_asset_name
+from ktrdr_assets.assets.models import model_asset_name
+from ktrdr_assets.core.config.errors import StrategyError
+from ktrdr_assets.core.data.bars import parse_timeframe
+from ktrdr_assets.core.data.signals import Signal
+from ktrdr_assets.core.data.splits import LABEL, TemporalSplits
+from ktrdr_assets.core.models.loading import predict_part
+from ktrdr_assets.core.models.training_runs import MODEL_TYPES, config_fingerprint, splits_fingerprint
+from ktrdr_assets.core.selection.backtest import periods_per_year_for, plot_equity, run_backtest
+from ktrdr_assets.core.selection.candidates import current_candidates
+from ktrdr_assets.core.selection.selector import build_manifest, merge_selections, select_model
+from ktrdr_assets.core.selection.thresholds import apply_decision_threshold, optimize_decision_margin
+from ktrdr_assets.core.training.analytics_export import ALERTS_TXT, DETAILED_JSON, METRICS_CSV
+from ktrdr_assets.core.util.plots import comparison_png
+from ktrdr_assets.io import asset_path
+from ktrdr_assets.metadata import json_value, png_md
+from ktrdr_assets.partitions import source_for, symbol_partitions
+from ktrdr_assets.paths import warehouse_dir
+from ktrdr_assets.resources.champion import promote_champion
+from ktrdr_assets.resources.tracking import StrategyResource
 
 MODEL_KEYS = [dg.AssetKey(model_asset_name(t)) for t in MODEL_TYPES]
 _common = {"partitions_def": symbol_partitions, "group_name": "selection"}

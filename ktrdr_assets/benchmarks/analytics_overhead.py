@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ktrdr_assets.core.models.config import AnalyticsConfig, LSTMConfig, NeuralNetworkConfig
+from ktrdr_assets.core.config.models import AnalyticsConfig, LSTMConfig, NeuralNetworkConfig
 from ktrdr_assets.core.models.torch_nets import LSTMClassifier, MLPClassifier
 from ktrdr_assets.core.training import trainer as trainer_module
 from ktrdr_assets.core.training.analytics import EpochAnalytics

@@ -52,7 +52,7 @@ def write_fast_strategy(path: Path) -> Path:
 def multiprocess_job() -> dg.JobDefinition:
     """`materialize_symbol` on the multiprocess executor; reconstructable: every step process rebuilds it."""
     from ktrdr_assets.definitions import defs
-    from ktrdr_assets.jobs import SYMBOL_JOB
+    from ktrdr_assets.jobs.retraining import SYMBOL_JOB
 
     return defs.resolve_job_def(SYMBOL_JOB).with_executor_def(dg.multiprocess_executor)
 
@@ -79,7 +79,7 @@ def timed_run(
     """One run of `selection` (None: the whole job) on `executor` ('in_process' or 'multiprocess'):
     success, step count, wall seconds, summed step seconds and their ratio."""
     from ktrdr_assets.definitions import defs
-    from ktrdr_assets.jobs import SYMBOL_JOB
+    from ktrdr_assets.jobs.retraining import SYMBOL_JOB
 
     run_config: dict = {
         "resources": {"strategy": {"config": {"path": str(strategy)}}},
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     selection = [dg.AssetKey(name) for name in args.assets.split(",")] if args.assets else None
     executors = ["in_process"] if args.no_multiprocess else ["in_process", "multiprocess"]
     with isolated_environment() as tmp:
-        from ktrdr_assets.resources import EXPERIMENT_NAME, default_tracking_uri, ensure_experiment
+        from ktrdr_assets.resources.tracking import EXPERIMENT_NAME, default_tracking_uri, ensure_experiment
 
         ensure_experiment(EXPERIMENT_NAME, default_tracking_uri())
         strategy = write_fast_strategy(tmp / "fast_strategy.yaml")

@@ -21,12 +21,12 @@ import numpy as np
 import pandas as pd
 import talib
 
-from ktrdr_assets.core.features import build_features
-from ktrdr_assets.core.fuzzy import compute_memberships
-from ktrdr_assets.core.indicators import compute_indicators
-from ktrdr_assets.core.labels import make_labels
-from ktrdr_assets.core.strategy import StrategyConfig
-from ktrdr_assets.core.strategy_loader import load_strategy
+from ktrdr_assets.core.config.loader import load_strategy
+from ktrdr_assets.core.config.schema import StrategyConfig
+from ktrdr_assets.core.data.features import build_features
+from ktrdr_assets.core.data.fuzzy import compute_memberships
+from ktrdr_assets.core.data.indicators import compute_indicators
+from ktrdr_assets.core.data.labels import make_labels
 from ktrdr_assets.paths import default_strategy_path
 
 SEED = 42

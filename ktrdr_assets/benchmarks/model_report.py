@@ -26,12 +26,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import dagster as dg
 
-    from ktrdr_assets.core.gates import evaluate_gates
     from ktrdr_assets.core.models.training_runs import MODEL_TYPES
+    from ktrdr_assets.core.selection.gates import evaluate_gates
     from ktrdr_assets.definitions import defs
     from ktrdr_assets.io import read_asset
-    from ktrdr_assets.jobs import SYMBOL_JOB
-    from ktrdr_assets.resources import StrategyResource
+    from ktrdr_assets.jobs.retraining import SYMBOL_JOB
+    from ktrdr_assets.resources.tracking import StrategyResource
 
     job = defs.resolve_job_def(SYMBOL_JOB)
     print("| symbol | model | train s | gap | test acc | majority baseline | gates passed | selected |")

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
-from ktrdr_assets.core.jsonsafe import to_jsonable
-from ktrdr_assets.core.signals import CLASS_NAMES, N_CLASSES
+from ktrdr_assets.core.data.signals import CLASS_NAMES, N_CLASSES
+from ktrdr_assets.core.util.jsonsafe import to_jsonable
 
 LABELS: list[int] = list(range(N_CLASSES))
 

@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..signals import Signal
-from ..training.trainer import predict_proba, train_torch_model
-from ..training.windows import WindowDataset
-from .config import AnalyticsConfig
-from .persistence import save_random_forest, save_torch_state, save_xgboost
-from .torch_nets import LSTMClassifier, MLPClassifier
-from .tree_models import train_random_forest, train_xgboost
+from ktrdr_assets.core.config.models import AnalyticsConfig
+from ktrdr_assets.core.data.signals import Signal
+from ktrdr_assets.core.models.persistence import save_random_forest, save_torch_state, save_xgboost
+from ktrdr_assets.core.models.torch_nets import LSTMClassifier, MLPClassifier
+from ktrdr_assets.core.models.tree_models import train_random_forest, train_xgboost
+from ktrdr_assets.core.training.trainer import predict_proba, train_torch_model
+from ktrdr_assets.core.training.windows import WindowDataset
 
 log = logging.getLogger(__name__)
 

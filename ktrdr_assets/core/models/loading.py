@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..training.trainer import predict_proba
-from ..training.windows import WindowDataset
-from .config import MODEL_CONFIGS
-from .persistence import load_random_forest, load_torch_state, load_xgboost
-from .torch_nets import LSTMClassifier, MLPClassifier
-from .tree_models import tree_predict_proba
+from ktrdr_assets.core.config.models import MODEL_CONFIGS
+from ktrdr_assets.core.models.persistence import load_random_forest, load_torch_state, load_xgboost
+from ktrdr_assets.core.models.torch_nets import LSTMClassifier, MLPClassifier
+from ktrdr_assets.core.models.tree_models import tree_predict_proba
+from ktrdr_assets.core.training.trainer import predict_proba
+from ktrdr_assets.core.training.windows import WindowDataset
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 

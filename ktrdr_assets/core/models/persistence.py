@@ -18,8 +18,8 @@ import torch
 import xgboost as xgb
 from sklearn.ensemble import RandomForestClassifier
 
-from ktrdr_assets.core.atomic import write_bytes_atomic, write_text_atomic, write_with
-from ktrdr_assets.core.jsonsafe import dumps
+from ktrdr_assets.core.util.atomic import write_bytes_atomic, write_text_atomic, write_with
+from ktrdr_assets.core.util.jsonsafe import dumps
 
 #: Types beyond skops' built-in safe set that a RandomForestClassifier dump contains.
 TRUSTED_SKOPS_TYPES: tuple[str, ...] = ("sklearn.tree._tree.Tree",)

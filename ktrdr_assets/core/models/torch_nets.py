@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ktrdr_assets.core.models.config import LSTMConfig, NeuralNetworkConfig
-from ktrdr_assets.core.signals import N_CLASSES
+from ktrdr_assets.core.config.models import LSTMConfig, NeuralNetworkConfig
+from ktrdr_assets.core.data.signals import N_CLASSES
 
 
 def _check_positive(name: str, value: int) -> None:

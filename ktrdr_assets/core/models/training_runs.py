@@ -25,19 +25,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..atomic import write_bytes_atomic
-from ..jsonsafe import to_jsonable
-from ..plots import learning_curves_png
-from ..splits import LABEL, TemporalSplits
-from ..strategy import StrategyConfig
-from ..tracking import NullTracker, Tracker
-from ..training.alerts import evaluate_alerts
-from ..training.analytics_export import export_run, final_analysis
-from ..training.trends import LIVE_METRICS, TrendTracker
-from .evaluation import build_result, classification_metrics
-from .fitters import FITTERS, TORCH_MODEL_TYPES, USES_SEQUENCES, FittedModel, SplitArrays
-from .importance import permutation_feature_importance
-from .persistence import save_json
+from ktrdr_assets.core.config.schema import StrategyConfig
+from ktrdr_assets.core.data.splits import LABEL, TemporalSplits
+from ktrdr_assets.core.models.evaluation import build_result, classification_metrics
+from ktrdr_assets.core.models.fitters import FITTERS, TORCH_MODEL_TYPES, USES_SEQUENCES, FittedModel, SplitArrays
+from ktrdr_assets.core.models.importance import permutation_feature_importance
+from ktrdr_assets.core.models.persistence import save_json
+from ktrdr_assets.core.training.alerts import evaluate_alerts
+from ktrdr_assets.core.training.analytics_export import export_run, final_analysis
+from ktrdr_assets.core.training.tracking import NullTracker, Tracker
+from ktrdr_assets.core.training.trends import LIVE_METRICS, TrendTracker
+from ktrdr_assets.core.util.atomic import write_bytes_atomic
+from ktrdr_assets.core.util.jsonsafe import to_jsonable
+from ktrdr_assets.core.util.plots import learning_curves_png
 
 log = logging.getLogger(__name__)
 

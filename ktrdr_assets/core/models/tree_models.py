@@ -25,9 +25,9 @@ from sklearn.base import clone
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import TimeSeriesSplit
 
-from ktrdr_assets.core.models.config import CrossValidationConfig, RandomForestConfig, XGBoostConfig
+from ktrdr_assets.core.config.models import CrossValidationConfig, RandomForestConfig, XGBoostConfig
+from ktrdr_assets.core.data.signals import CLASS_NAMES, N_CLASSES
 from ktrdr_assets.core.models.evaluation import cv_summary
-from ktrdr_assets.core.signals import CLASS_NAMES, N_CLASSES
 
 TreeModel = RandomForestClassifier | xgb.Booster
 

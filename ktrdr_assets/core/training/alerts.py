@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ktrdr_assets.core.models.config import AnalyticsConfig
+from ktrdr_assets.core.config.models import AnalyticsConfig
 
 Row = Mapping[str, Any]
 

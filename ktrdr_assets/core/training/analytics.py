@@ -36,8 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ktrdr_assets.core.models.config import AnalyticsConfig
-from ktrdr_assets.core.signals import CLASS_NAMES
+from ktrdr_assets.core.config.models import AnalyticsConfig
+from ktrdr_assets.core.data.signals import CLASS_NAMES
 
 CONFIDENCE_BINS = 5
 CONVERGENCE_TOLERANCE = 0.01

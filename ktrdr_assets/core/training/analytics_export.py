@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ktrdr_assets.core.atomic import write_text_atomic
-from ktrdr_assets.core.jsonsafe import dumps
+from ktrdr_assets.core.util.atomic import write_text_atomic
+from ktrdr_assets.core.util.jsonsafe import dumps
 
 METRICS_COLUMNS: tuple[str, ...] = (
     "epoch",

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ktrdr_assets.core.models.config import TorchTrainingConfig
-from ktrdr_assets.core.signals import N_CLASSES
+from ktrdr_assets.core.config.models import TorchTrainingConfig
+from ktrdr_assets.core.data.signals import N_CLASSES
 
 
 def class_weights(y: torch.Tensor, n_classes: int = N_CLASSES) -> torch.Tensor:

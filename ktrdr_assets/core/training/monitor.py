@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ktrdr_assets.core.models.config import TorchTrainingConfig
+from ktrdr_assets.core.config.models import TorchTrainingConfig
 
 logger = logging.getLogger(__name__)
 

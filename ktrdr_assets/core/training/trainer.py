@@ -38,8 +38,8 @@ from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torch.utils.data import TensorDataset
 
-from ktrdr_assets.core.models.config import AnalyticsConfig, TorchTrainingConfig
-from ktrdr_assets.core.signals import N_CLASSES
+from ktrdr_assets.core.config.models import AnalyticsConfig, TorchTrainingConfig
+from ktrdr_assets.core.data.signals import N_CLASSES
 from ktrdr_assets.core.training.alerts import evaluate_alerts
 from ktrdr_assets.core.training.analytics import EpochAnalytics
 from ktrdr_assets.core.training.analytics_export import (

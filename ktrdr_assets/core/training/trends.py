@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ktrdr_assets.core.models.config import AnalyticsConfig
+from ktrdr_assets.core.config.models import AnalyticsConfig
 from ktrdr_assets.core.training.monitor import EarlyStopping
 
 Trend = Literal["improving", "plateau", "overfitting", "diverging"]

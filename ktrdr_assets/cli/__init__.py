@@ -1,0 +1,1 @@
+"""Command-line tools: ktrdr-run, ktrdr-monitor, ktrdr-analyze."""

@@ -1,0 +1,1 @@
+"""Tools for people tuning the models: experiment grids, hyper-parameter search, LLM-ready reports."""

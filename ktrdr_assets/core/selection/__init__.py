@@ -1,0 +1,1 @@
+"""After training: gates, candidates, decision thresholds, the selector and manifest, the backtest."""

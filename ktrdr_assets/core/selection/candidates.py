@@ -1,0 +1,39 @@
+"""Which saved model runs may compete in a selection: only those trained on the current data.
+
+A model's latest record is a candidate only when its split fingerprint equals the current
+temporal_splits and its config fingerprint equals the strategy's current config for that model type.
+A model whose newest training failed therefore never competes with a stale earlier run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ktrdr_assets.core.models.fitters import MODEL_NAMES
+
+
+def current_candidates(
+    records: Mapping[str, Mapping[str, Any] | None],
+    splits_fingerprint: str,
+    config_fingerprints: Mapping[str, str | None],
+) -> tuple[dict[str, dict[str, Any] | None], dict[str, str]]:
+    """({model_name: result or None}, {model_name: why it is not a candidate}) keyed by model name."""
+    candidates: dict[str, dict[str, Any] | None] = {}
+    excluded: dict[str, str] = {}
+    for model_type, record in records.items():
+        name = MODEL_NAMES[model_type]
+        if record is None:
+            candidates[name] = None
+            excluded[name] = "never materialized"
+            continue
+        if record.get("splits_fingerprint") != splits_fingerprint:
+            reason = "trained on other data than the current temporal_splits (its latest run failed or is older)"
+        elif record.get("config_fingerprint") != config_fingerprints.get(model_type):
+            reason = "trained with another config than the strategy's current one"
+        else:
+            candidates[name] = dict(record["result"], run_dir=record["run_dir"], model_type=model_type)
+            continue
+        candidates[name] = None
+        excluded[name] = reason
+    return candidates, excluded

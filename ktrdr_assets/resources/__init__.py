@@ -1,0 +1,1 @@
+"""Dagster resources: the strategy file, MLflow tracking, the MLflow model registry."""
