@@ -8,17 +8,17 @@ from ktrdr_assets.assets import data, models, selection
 from ktrdr_assets.io import WarehouseIOManager
 from ktrdr_assets.jobs.research import experiment_jobs, weekly_cleanup
 from ktrdr_assets.jobs.retraining import jobs, schedules, sensors
-from ktrdr_assets.resources.tracking import StrategyResource, mlflow_tracking_resource
+from ktrdr_assets.resources import MlflowTracking, StrategyResource
 
 defs = dg.Definitions(
-    assets=[*dg.load_assets_from_modules([data, selection]), *models.model_assets],
+    assets=[*dg.load_assets_from_modules([data]), *models.build_model_assets(), *selection.build_selection_assets()],
     jobs=[*jobs, *experiment_jobs],
     schedules=[*schedules, weekly_cleanup],
     sensors=sensors,
     resources={
         "io_manager": WarehouseIOManager(),
         "strategy": StrategyResource(),
-        "mlflow": mlflow_tracking_resource,
+        "mlflow": MlflowTracking(),
     },
     # One symbol's steps run in one process: no per-step interpreter start-up and code-location import.
     executor=dg.in_process_executor,

@@ -95,10 +95,24 @@ def _read(path: Path) -> Any:
 
 def read_asset(asset: str, symbol: str | None, root: Path | None = None) -> Any:
     """Read the latest stored partition of an asset outside Dagster (CLI, notebooks, tests)."""
+    found = read_asset_if_present(asset, symbol, root)
+    if found is None:
+        raise FileNotFoundError(f"{asset} has no materialization for {symbol!r} under {root or warehouse_dir()}")
+    return found
+
+
+def read_all_partitions(asset: str, root: Path | None = None) -> dict[str, Any]:
+    """{partition: document} of every JSON partition stored for `asset` (also of symbols no longer in data/raw)."""
+    folder = (root or warehouse_dir()) / asset
+    return {path.stem: _read(path) for path in sorted(folder.glob("*.json"))}
+
+
+def read_asset_if_present(asset: str, symbol: str | None, root: Path | None = None) -> Any | None:
+    """The latest stored partition of an asset, or None when it was never materialized."""
     root = root or warehouse_dir()
     key = dg.AssetKey(asset)
     for suffix in (".parquet", ".json", ""):
         path = asset_path(root, key, symbol, suffix)
         if path.exists():
             return _read(path)
-    raise FileNotFoundError(f"{asset} has no materialization for {symbol!r} under {root}")
+    return None

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
 from ktrdr_assets.core.util.jsonsafe import to_jsonable
+from ktrdr_assets.core.util.markdown import markdown_table
 
 
 def preview(frame: pd.DataFrame, rows: int = 5, max_columns: int = 12) -> dg.MetadataValue:
@@ -27,10 +28,15 @@ def date_range(frame: pd.DataFrame) -> dict[str, Any]:
     return {"first": frame.index[0].isoformat(), "last": frame.index[-1].isoformat()}
 
 
+def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]], **options: Any) -> dg.MetadataValue:
+    """A markdown table (see `core.util.markdown.markdown_table`) as Dagster metadata."""
+    return dg.MetadataValue.md(markdown_table(header, rows, **options))
+
+
 def class_balance_md(balance: Mapping[str, Mapping[str, Any]]) -> dg.MetadataValue:
-    """`{"BUY": {"count": 10, "share": 0.2}, ...}` (or nested per part) as a markdown table."""
-    rows = [f"| {name} | {v['count']} | {v['share']:.1%} |" for name, v in balance.items()]
-    return dg.MetadataValue.md("| class | count | share |\n|---|---:|---:|\n" + "\n".join(rows))
+    """`{"BUY": {"count": 10, "share": 0.2}, ...}` as a markdown table."""
+    rows = [(name, v["count"], f"{v['share']:.1%}") for name, v in balance.items()]
+    return md_table(["class", "count", "share"], rows, align="lrr")
 
 
 def json_value(obj: Any) -> dg.MetadataValue:

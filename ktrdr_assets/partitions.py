@@ -7,7 +7,6 @@ new partition without code changes. Partition keys are validated before any path
 from __future__ import annotations
 
 import logging
-import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,16 +14,14 @@ from pathlib import Path
 import dagster as dg
 
 from ktrdr_assets.core.data.bars import BarsError, parse_raw_filename
+from ktrdr_assets.core.util.names import PartitionKeyError, validate_symbol
 from ktrdr_assets.paths import raw_dir
+
+__all__ = ["PartitionKeyError", "RawSource", "discover_sources", "source_for", "symbol_partitions", "validate_symbol"]
 
 log = logging.getLogger(__name__)
 
 RAW_SUFFIXES = (".csv", ".parquet")
-_KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-class PartitionKeyError(ValueError):
-    """A partition key that is not a symbol this platform can use."""
 
 
 @dataclass(frozen=True)
@@ -32,15 +29,6 @@ class RawSource:
     symbol: str
     timeframe: str
     path: Path
-
-
-def validate_symbol(key: str) -> str:
-    """Return `key` if it is a safe symbol (letters, digits, `._-`, no `..`), else raise."""
-    if not isinstance(key, str) or not _KEY_PATTERN.fullmatch(key) or ".." in key:
-        raise PartitionKeyError(
-            f"invalid partition key {key!r}: a symbol is 1-64 letters, digits or '._-' and never contains '..'"
-        )
-    return key
 
 
 def discover_sources(folder: Path | None = None) -> dict[str, RawSource]:

@@ -198,6 +198,11 @@ def build_inputs(symbol: str, strategy_path: Path) -> Inputs:
     strategy = load_strategy(strategy_path).for_symbol(symbol)
     path = next(raw_dir().glob(f"{symbol}_*.csv"))
     bars = load_bars(path, required_bars=required_bars(strategy), adjust_with_adj_close=True)
+    return inputs_from_bars(bars, strategy)
+
+
+def inputs_from_bars(bars: pd.DataFrame, strategy: StrategyConfig) -> Inputs:
+    """The data stage of the graph run through the core functions on `bars` (open/high/low/close/volume)."""
     indicators = compute_indicators(bars, strategy.indicators)
     fuzzy = compute_memberships(indicators, strategy.fuzzy_sets)
     labels = make_labels(bars, strategy.labels)

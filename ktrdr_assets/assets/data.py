@@ -6,17 +6,19 @@ import dagster as dg
 import pandas as pd
 
 from ktrdr_assets.core.data.augmentation import augment_train_set
-from ktrdr_assets.core.data.bars import bar_stats, load_bars, load_sources_config, one_bar_moves
+from ktrdr_assets.core.data.bars import bar_stats, load_bars, load_sources_config
 from ktrdr_assets.core.data.features import build_features
 from ktrdr_assets.core.data.fuzzy import compute_memberships, fuzzy_coverage
 from ktrdr_assets.core.data.indicators import compute_indicators
-from ktrdr_assets.core.data.labels import label_distribution, make_labels
+from ktrdr_assets.core.data.labels import LABEL, label_distribution, make_labels
+from ktrdr_assets.core.data.moves import check_one_bar_moves
+from ktrdr_assets.core.data.signals import CLASS_NAMES
 from ktrdr_assets.core.data.splits import TemporalSplits, temporal_split, verify_splits
 from ktrdr_assets.core.data.warmup import required_bars
-from ktrdr_assets.metadata import class_balance_md, date_range, json_value, preview
+from ktrdr_assets.metadata import class_balance_md, date_range, json_value, md_table, preview
 from ktrdr_assets.partitions import source_for, symbol_partitions
 from ktrdr_assets.paths import sources_config_path
-from ktrdr_assets.resources.tracking import StrategyResource
+from ktrdr_assets.resources import StrategyResource
 
 _common = {"partitions_def": symbol_partitions, "group_name": "data"}
 
@@ -54,20 +56,16 @@ def ohlcv(context: dg.AssetExecutionContext, strategy: StrategyResource):
             "preview": preview(frame),
         },
     )
-    moves = one_bar_moves(frame).dropna()
-    acknowledged = {pd.Timestamp(day).date() for day in config.data.acknowledged_moves}
-    limit = config.data.max_one_bar_move
-    big = moves[moves.abs() > limit]
-    unexplained = big[[ts.date() not in acknowledged for ts in big.index]]
+    moves = check_one_bar_moves(frame, config.data.max_one_bar_move, config.data.acknowledged_moves)
     yield dg.AssetCheckResult(
         check_name="ohlcv_valid",
-        passed=bool(unexplained.empty),
+        passed=moves.passed,
         metadata={
-            "threshold": limit,
-            "largest_move": float(moves.abs().max()) if len(moves) else 0.0,
-            "moves_over_threshold": len(big),
+            "threshold": moves.limit,
+            "largest_move": moves.largest,
+            "moves_over_threshold": len(moves.over_limit),
             "acknowledged": json_value(sorted(config.data.acknowledged_moves)),
-            "unexplained": json_value({ts.isoformat(): round(float(v), 4) for ts, v in unexplained.items()}),
+            "unexplained": json_value({ts.isoformat(): round(float(v), 4) for ts, v in moves.unexplained.items()}),
         },
     )
 
@@ -119,7 +117,7 @@ def fuzzy_memberships(context: dg.AssetExecutionContext, strategy: StrategyResou
 def zigzag_labels(context: dg.AssetExecutionContext, strategy: StrategyResource, ohlcv: pd.DataFrame):
     config = strategy.for_symbol(context.partition_key)
     frame = make_labels(ohlcv, config.labels)
-    distribution = label_distribution(frame["label"])
+    distribution = label_distribution(frame[LABEL])
     yield dg.Output(
         frame,
         metadata={
@@ -148,7 +146,7 @@ def features(
     zigzag_labels: pd.DataFrame,
 ):
     config = strategy.for_symbol(context.partition_key)
-    frame, names = build_features(ohlcv, indicators, fuzzy_memberships, zigzag_labels["label"], config.features)
+    frame, names = build_features(ohlcv, indicators, fuzzy_memberships, zigzag_labels[LABEL], config.features)
     return dg.Output(
         frame,
         metadata={
@@ -175,7 +173,7 @@ def features(
 )
 def temporal_splits(context: dg.AssetExecutionContext, strategy: StrategyResource, features: pd.DataFrame):
     config = strategy.for_symbol(context.partition_key)
-    names = [c for c in features.columns if c != "label"]
+    names = [c for c in features.columns if c != LABEL]
     result = temporal_split(features, names, config.splits, config.labels.lookahead)
     summary = result.summary()
     yield dg.Output(result, metadata={"summary": json_value(summary), **_split_metadata(summary)})
@@ -190,15 +188,15 @@ def temporal_splits(context: dg.AssetExecutionContext, strategy: StrategyResourc
 def _split_metadata(summary: dict) -> dict:
     """Rows and date range per part, and one table of the parts' class balance."""
     out: dict = {}
-    table = ["| part | rows | first | last | SELL | HOLD | BUY |", "|---|---:|---|---|---:|---:|---:|"]
+    rows = []
     for part in ("train", "validation", "test"):
         info = summary.get(part, {})
         out[f"{part}_rows"] = info.get("rows", 0)
         out[f"{part}_range"] = f"{info.get('first')} → {info.get('last')}"
         shares = info.get("class_shares", {})
-        cells = " | ".join(f"{shares.get(name, 0.0):.1%}" for name in ("SELL", "HOLD", "BUY"))
-        table.append(f"| {part} | {info.get('rows', 0)} | {info.get('first')} | {info.get('last')} | {cells} |")
-    out["class_balance"] = dg.MetadataValue.md("\n".join(table))
+        cells = [f"{shares.get(name, 0.0):.1%}" for name in CLASS_NAMES]
+        rows.append([part, info.get("rows", 0), info.get("first"), info.get("last"), *cells])
+    out["class_balance"] = md_table(["part", "rows", "first", "last", *CLASS_NAMES], rows, align="lrllrrr")
     return out
 
 
@@ -221,16 +219,21 @@ def augmented_train_set(context: dg.AssetExecutionContext, strategy: StrategyRes
     shift = info["max_share_shift_points"]
     if not info["within_tolerance"]:
         context.log.warning(f"augmentation shifted a class share by {shift:.1f} points")
-    table = ["| class | original | augmented |", "|---|---:|---:|"]
-    for name, share in info["original_shares"].items():
-        table.append(f"| {name} | {share:.1%} | {info['augmented_shares'].get(name, 0.0):.1%} |")
+    table = md_table(
+        ["class", "original", "augmented"],
+        [
+            (name, f"{share:.1%}", f"{info['augmented_shares'].get(name, 0.0):.1%}")
+            for name, share in info["original_shares"].items()
+        ],
+        align="lrr",
+    )
     yield dg.Output(
         result.frame,
         metadata={
             "rows": len(result.frame),
             "applied": info["applied"],
             "factor": info["factor"],
-            "class_balance": dg.MetadataValue.md("\n".join(table)),
+            "class_balance": table,
             "augmentation": json_value(info),
             "preview": preview(result.frame),
         },

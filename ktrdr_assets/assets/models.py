@@ -1,55 +1,36 @@
-"""The four model assets (one factory, one asset per model type) and their quality-gate checks.
+"""The model assets: one per registered model type (one factory), each with its quality-gate checks.
 
 Each training is its own MLflow run nested under the Dagster run's parent run, with per-epoch metrics
 logged as each epoch ends. Every run writes into a fresh folder; a failing model fails only its own
 asset and leaves earlier runs and the other models untouched.
 """
 
-from datetime import UTC, datetime
-from pathlib import Path
-
 import dagster as dg
 import pandas as pd
 
 from ktrdr_assets.core.data.splits import TemporalSplits
-from ktrdr_assets.core.models.fitters import TORCH_MODEL_TYPES
-from ktrdr_assets.core.models.training_runs import MODEL_TYPES, train_model
+from ktrdr_assets.core.models.registry import model_specs
+from ktrdr_assets.core.models.run_folder import RunFolder
+from ktrdr_assets.core.models.run_record import TrainingRecord
+from ktrdr_assets.core.models.spec import ModelSpec
+from ktrdr_assets.core.models.training_runs import train_model
 from ktrdr_assets.core.research.llm_reports import write_run_prompt
-from ktrdr_assets.core.selection.gates import evaluate_gates
-from ktrdr_assets.metadata import json_value, png_md
-from ktrdr_assets.partitions import symbol_partitions, validate_symbol
+from ktrdr_assets.core.selection.gates import GATE_RULES, evaluate_gates
+from ktrdr_assets.metadata import json_value, md_table, png_md
+from ktrdr_assets.partitions import symbol_partitions
 from ktrdr_assets.paths import warehouse_dir
-from ktrdr_assets.resources.tracking import StrategyResource, nested_training_run
+from ktrdr_assets.resources import MlflowTracking, StrategyResource
 
-KINDS = {"random_forest": "sklearn", "xgboost": "xgboost", "neural_network": "pytorch", "lstm": "pytorch"}
-GATES = {
-    "overfitting_gap": "train accuracy - validation accuracy <= gates.max_gap",
-    "accuracy": "test accuracy >= gates.min_accuracy and above the test set's majority-class baseline",
-    "stability": "|validation accuracy - test accuracy| <= gates.max_val_test_diff",
-}
+#: The Dagster concurrency pool of GPU-bound steps (torch models, experiments, searches): one at a time.
+GPU_POOL = "gpu"
 
 
-def model_asset_name(model_type: str) -> str:
-    return f"{model_type}_model"
-
-
-def run_folder(symbol: str, model_type: str, run_id: str) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return warehouse_dir() / "model_runs" / validate_symbol(symbol) / model_type / f"{stamp}_{run_id[:8]}"
-
-
-def _top_features_md(importance: list[dict], top: int) -> dg.MetadataValue:
-    lines = ["| feature | importance | std |", "|---|---:|---:|"]
-    lines += [f"| {f['feature']} | {f['importance']:.4f} | {f['std']:.4f} |" for f in importance[:top]]
-    return dg.MetadataValue.md("\n".join(lines))
-
-
-def _metadata(record: dict, top: int) -> dict:
-    result = record["result"]
-    history = result["history"]
+def _metadata(record: TrainingRecord, top: int) -> dict:
+    result = record.result
+    history = record.history
     out = {
-        "model": record["model_name"],
-        "device": record["device"],
+        "model": record.model_name,
+        "device": record.device,
         "train_accuracy": history["train_accuracy"],
         "val_accuracy": history["val_accuracy"],
         "test_accuracy": history["test_accuracy"],
@@ -57,11 +38,15 @@ def _metadata(record: dict, top: int) -> dict:
         "test_majority_baseline": result["test_majority_baseline"]["accuracy"],
         "test_macro_f1": result["test_metrics"]["f1_score"],
         "training_seconds": round(result["training_duration_seconds"], 2),
-        "run_dir": dg.MetadataValue.path(record["run_dir"]),
-        "mlflow_run_id": record["mlflow_run_id"] or "",
-        "top_features": _top_features_md(result["feature_importance"], top),
+        "run_dir": dg.MetadataValue.path(record.run_dir),
+        "mlflow_run_id": record.mlflow_run_id or "",
+        "top_features": md_table(
+            ["feature", "importance", "std"],
+            [(f["feature"], f["importance"], f["std"]) for f in result["feature_importance"][:top]],
+            float_format=".4f",
+        ),
         "warnings": json_value(result["warnings"]),
-        "alerts": json_value([a.get("message", a) for a in record["analytics_alerts"]]),
+        "alerts": json_value([a.get("message", a) for a in record.analytics_alerts]),
     }
     if history.get("cv_fold_accuracies") is not None:
         out["cv"] = json_value(
@@ -73,82 +58,91 @@ def _metadata(record: dict, top: int) -> dict:
     return out
 
 
-def build_model_asset(model_type: str) -> dg.AssetsDefinition:
-    name = model_asset_name(model_type)
+def _gate_results(record: TrainingRecord, gates) -> list[dg.AssetCheckResult]:
+    return [
+        dg.AssetCheckResult(
+            check_name=gate.name,
+            passed=gate.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=gate.description,
+            metadata={
+                "value": gate.value,
+                "threshold": gate.threshold,
+                **({"baseline": gate.baseline} if gate.baseline is not None else {}),
+            },
+        )
+        for gate in evaluate_gates(record.result, gates)
+    ]
+
+
+def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
+    """The asset that trains `spec`'s model type for one symbol, with the gate checks of its result."""
+    name = spec.asset_name
     # partitions_def: each evaluation belongs to its symbol (one symbol's result never masks another's).
     checks = [
         dg.AssetCheckSpec(gate, asset=name, description=text, blocking=False, partitions_def=symbol_partitions)
-        for gate, text in GATES.items()
+        for gate, text in GATE_RULES.items()
     ]
 
     @dg.asset(
         name=name,
         partitions_def=symbol_partitions,
         group_name="models",
-        pool="gpu" if model_type in TORCH_MODEL_TYPES else None,
-        kinds={KINDS[model_type]},
-        required_resource_keys={"mlflow", "strategy"},
+        pool=GPU_POOL if spec.is_torch else None,
+        kinds={spec.kind},
         check_specs=checks,
-        description=f"{model_type.replace('_', ' ').title()} trained on the augmented train set, "
-        "evaluated on validation and test, saved with its scaler, config, metrics and analytics.",
+        description=f"{spec.description or spec.display_name}: evaluated on validation and test, saved with "
+        "its scaler, config, metrics and analytics.",
     )
     def _model(
         context: dg.AssetExecutionContext,
+        strategy: StrategyResource,
+        mlflow: MlflowTracking,
         temporal_splits: TemporalSplits,
         augmented_train_set: pd.DataFrame,
     ):
         symbol = context.partition_key
-        strategy: StrategyResource = context.resources.strategy
         config = strategy.for_symbol(symbol)
         tags = {
             "symbol": symbol,
-            "model_type": model_type,
+            "model_type": spec.model_type,
             "dagster_run_id": context.run_id,
             "partition": symbol,
             "strategy": config.name,
         }
-        run_dir = run_folder(symbol, model_type, context.run_id)
-        title = f"{symbol} {model_type} ({config.name})"
-        prompt_context = {"symbol": symbol, "model type": model_type, "dagster run": context.run_id}
-        with nested_training_run(context.resources.mlflow, f"{symbol}-{model_type}", tags) as tracker:
+        folder = RunFolder.new(warehouse_dir(), symbol, spec.model_type, context.run_id)
+        title = f"{symbol} {spec.model_type} ({config.name})"
+        prompt_context = {"symbol": symbol, "model type": spec.model_type, "dagster run": context.run_id}
+        with mlflow.training_run(f"{symbol}-{spec.model_type}", tags) as tracker:
             try:
                 record = train_model(
-                    model_type,
+                    spec.model_type,
                     temporal_splits,
                     augmented_train_set,
                     config,
                     symbol=symbol,
-                    run_dir=run_dir,
+                    run_dir=folder.path,
                     run_info={"run_id": context.run_id, "strategy": config.name},
                     strategy_source=str(strategy.resolved_path()),
                     tracker=tracker,
                     progress=context.log.info,
                 )
             except Exception as err:
-                if run_dir.exists():  # training started: leave the LLM-ready diagnosis beside its files
-                    write_run_prompt(run_dir, title=title, context=prompt_context, error=err)
+                if folder.path.exists():  # training started: leave the LLM-ready diagnosis beside its files
+                    write_run_prompt(folder.path, title=title, context=prompt_context, error=err)
                 raise
-            write_run_prompt(run_dir, title=title, context=prompt_context, error=None)
+            write_run_prompt(folder.path, title=title, context=prompt_context, error=None)
         metadata = _metadata(record, config.models.top_features)
-        png = run_dir / "learning_curves.png"
+        png = folder.file(RunFolder.LEARNING_CURVES)
         if png.exists():
-            metadata["learning_curves"] = png_md(png.read_bytes(), f"{symbol} {model_type} learning curves")
+            metadata["learning_curves"] = png_md(png.read_bytes(), f"{symbol} {spec.model_type} learning curves")
             metadata["learning_curves_png"] = dg.MetadataValue.path(str(png))
-        yield dg.Output(record, metadata=metadata)
-        for gate in evaluate_gates(record["result"], config.gates):
-            yield dg.AssetCheckResult(
-                check_name=gate.name,
-                passed=gate.passed,
-                severity=dg.AssetCheckSeverity.ERROR,
-                description=gate.description,
-                metadata={
-                    "value": gate.value,
-                    "threshold": gate.threshold,
-                    **({"baseline": gate.baseline} if gate.baseline is not None else {}),
-                },
-            )
+        yield dg.Output(record.to_stored(), metadata=metadata)
+        yield from _gate_results(record, config.gates)
 
     return _model
 
 
-model_assets = [build_model_asset(model_type) for model_type in MODEL_TYPES]
+def build_model_assets() -> list[dg.AssetsDefinition]:
+    """One asset per registered model type."""
+    return [build_model_asset(spec) for spec in model_specs()]

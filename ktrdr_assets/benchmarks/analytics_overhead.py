@@ -30,8 +30,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ktrdr_assets.core.config.models import AnalyticsConfig, LSTMConfig, NeuralNetworkConfig
-from ktrdr_assets.core.models.torch_nets import LSTMClassifier, MLPClassifier
+from ktrdr_assets.core.config.models import AnalyticsConfig
+from ktrdr_assets.core.models.lstm import LSTMClassifier, LSTMConfig
+from ktrdr_assets.core.models.neural_network import MLPClassifier, NeuralNetworkConfig
 from ktrdr_assets.core.training import trainer as trainer_module
 from ktrdr_assets.core.training.analytics import EpochAnalytics
 from ktrdr_assets.core.training.analytics_export import LiveMetricsCsv
@@ -85,9 +86,7 @@ ANALYTICS_CALLS = (
     (EpochAnalytics, "collect"),
     (LiveMetricsCsv, "__init__"),
     (LiveMetricsCsv, "append"),
-    (trainer_module, "evaluate_alerts"),
-    (trainer_module, "_detailed_document"),
-    (trainer_module, "export_run"),
+    (trainer_module, "_export_analytics"),  # alerts, detailed_metrics.json and the other files
 )
 
 

@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     selection = [dg.AssetKey(name) for name in args.assets.split(",")] if args.assets else None
     executors = ["in_process"] if args.no_multiprocess else ["in_process", "multiprocess"]
     with isolated_environment() as tmp:
-        from ktrdr_assets.resources.tracking import EXPERIMENT_NAME, default_tracking_uri, ensure_experiment
+        from ktrdr_assets.paths import default_tracking_uri
+        from ktrdr_assets.resources.tracking import EXPERIMENT_NAME, ensure_experiment
 
         ensure_experiment(EXPERIMENT_NAME, default_tracking_uri())
         strategy = write_fast_strategy(tmp / "fast_strategy.yaml")

@@ -26,16 +26,17 @@ def main(argv: list[str] | None = None) -> int:
 
     import dagster as dg
 
-    from ktrdr_assets.core.models.training_runs import MODEL_TYPES
+    from ktrdr_assets.core.models.registry import model_specs
     from ktrdr_assets.core.selection.gates import evaluate_gates
+    from ktrdr_assets.core.util.markdown import markdown_table
     from ktrdr_assets.definitions import defs
     from ktrdr_assets.io import read_asset
     from ktrdr_assets.jobs.retraining import SYMBOL_JOB
-    from ktrdr_assets.resources.tracking import StrategyResource
+    from ktrdr_assets.resources import StrategyResource
 
     job = defs.resolve_job_def(SYMBOL_JOB)
-    print("| symbol | model | train s | gap | test acc | majority baseline | gates passed | selected |")
-    print("|---|---|---:|---:|---:|---:|---|---|")
+    header = ["symbol", "model", "train s", "gap", "test acc", "majority baseline", "gates passed", "selected"]
+    rows, walls = [], []
     with dg.DagsterInstance.get() as instance:
         for symbol in args.symbols:
             started = time.perf_counter()
@@ -43,21 +44,29 @@ def main(argv: list[str] | None = None) -> int:
             wall = time.perf_counter() - started
             gates = StrategyResource().for_symbol(symbol).gates
             selected = read_asset("model_selection", symbol).get("selected_model")
-            for model_type in MODEL_TYPES:
+            for spec in model_specs():
                 try:
-                    result = read_asset(f"{model_type}_model", symbol)["result"]
+                    result = read_asset(spec.asset_name, symbol)["result"]
                 except FileNotFoundError:
-                    print(f"| {symbol} | {model_type} | failed | | | | | |")
+                    rows.append((symbol, spec.display_name, "failed", None, None, None, None, None))
                     continue
                 history = result["history"]
                 passed = [g.name for g in evaluate_gates(result, gates) if g.passed]
-                print(
-                    f"| {symbol} | {result['model_name']} | {result['training_duration_seconds']:.1f} | "
-                    f"{history['train_val_gap']:.3f} | {history['test_accuracy']:.3f} | "
-                    f"{result['test_majority_baseline']['accuracy']:.3f} | {', '.join(passed) or 'none'} | "
-                    f"{'yes' if selected == result['model_name'] else ''} |"
+                rows.append(
+                    (
+                        symbol,
+                        result["model_name"],
+                        f"{result['training_duration_seconds']:.1f}",
+                        f"{history['train_val_gap']:.3f}",
+                        f"{history['test_accuracy']:.3f}",
+                        f"{result['test_majority_baseline']['accuracy']:.3f}",
+                        ", ".join(passed) or "none",
+                        "yes" if selected == result["model_name"] else "",
+                    )
                 )
-            print(f"<!-- {symbol}: whole graph {wall:.0f} s wall -->")
+            walls.append(f"<!-- {symbol}: whole graph {wall:.0f} s wall -->")
+    print(markdown_table(header, rows, align="llrrrrll"))
+    print("\n".join(walls))
     return 0
 
 

@@ -16,8 +16,6 @@ symbol first (`materialize_symbol` job or `ktrdr-run --symbol X`).
 """
 
 # No `from __future__ import annotations`: Dagster reads the op's config class from its annotation.
-import json
-import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,31 +24,32 @@ from typing import Any, Literal
 import dagster as dg
 import optuna
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from ktrdr_assets.assets.models import model_asset_name
+from ktrdr_assets.assets.models import GPU_POOL
 from ktrdr_assets.core.data.splits import TemporalSplits
 from ktrdr_assets.core.models import cleanup
-from ktrdr_assets.core.models.training_runs import MODEL_TYPES
+from ktrdr_assets.core.models.registry import check_torch_model_type, model_specs
+from ktrdr_assets.core.models.run_folder import RunFolder
 from ktrdr_assets.core.research import experiments, hpo, llm_reports
-from ktrdr_assets.core.research.experiments import SAFE_NAME, TorchModel, TrackerFactory
+from ktrdr_assets.core.research.experiments import TrackerFactory
 from ktrdr_assets.core.training.analytics_export import METRICS_CSV
 from ktrdr_assets.core.training.tracking import MlflowTracker, Tracker
-from ktrdr_assets.io import read_asset
+from ktrdr_assets.core.util.names import check_name
+from ktrdr_assets.io import read_all_partitions, read_asset
 from ktrdr_assets.metadata import json_value, png_md
 from ktrdr_assets.partitions import validate_symbol
-from ktrdr_assets.paths import dagster_home, warehouse_dir
-from ktrdr_assets.resources.tracking import StrategyResource, default_tracking_uri, ensure_experiment
+from ktrdr_assets.paths import dagster_home, default_tracking_uri, warehouse_dir
+from ktrdr_assets.resources import StrategyResource
+from ktrdr_assets.resources.tracking import ensure_experiment
 
 EXPERIMENTS_DIR = "experiments"
 HPO_DIR = "hpo"
 REPORTS_DIR = "reports"
-MODEL_RUNS_DIR = "model_runs"
 OPTUNA_DB = "optuna.db"
 MLFLOW_EXPERIMENTS = "ktrdr_experiments"
 MLFLOW_HPO = "ktrdr_hpo"
 INPUT_ASSETS = ("temporal_splits", "augmented_train_set")
-GPU_POOL = "gpu"  # shared with the NN and LSTM model assets: one GPU step at a time across runs
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -97,12 +96,6 @@ def mlflow_tracker_factory(experiment_name: str) -> TrackerFactory:
     return factory
 
 
-def _safe_name(name: str, what: str) -> str:
-    if not re.fullmatch(SAFE_NAME, name):
-        raise ValueError(f"{what} {name!r}: use 1-100 letters, digits or '._-', not starting with '._-'")
-    return name
-
-
 def _table_md(frame: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:
     shown = frame[[c for c in columns if c in frame.columns]]
     return dg.MetadataValue.md(shown.to_markdown(index=False, floatfmt=".4g"))
@@ -117,9 +110,19 @@ def _prompt_metadata(prompts: Mapping[str, llm_reports.Prompt], paths: Mapping[s
 
 
 # --------------------------------------------------------------------------- run_experiment
-class ExperimentConfig(dg.Config):
+class _TorchTrainingOnSymbol(dg.Config):
+    """What experiments and searches share: the symbol whose data assets they train on, a torch model type."""
+
     symbol: str = Field(description="partition key whose data assets are materialized, e.g. MSFT")
-    model_type: TorchModel = "neural_network"
+    model_type: str = Field("neural_network", description="a torch model type (neural_network, lstm, ...)")
+
+    @field_validator("model_type")
+    @classmethod
+    def _torch_model(cls, value: str) -> str:
+        return check_torch_model_type(value)
+
+
+class ExperimentConfig(_TorchTrainingOnSymbol):
     grid: Literal["learning_rate", "patience", "architecture"] = "learning_rate"
     values: list[Any] = Field(
         default_factory=list,
@@ -132,7 +135,7 @@ class ExperimentConfig(dg.Config):
 
 
 def _experiment_dir(name: str) -> Path:
-    return warehouse_dir() / EXPERIMENTS_DIR / _safe_name(name, "experiment name")
+    return warehouse_dir() / EXPERIMENTS_DIR / check_name(name, "experiment name")
 
 
 def _render_reports(context: dg.OpExecutionContext, folder: Path, max_bytes: int) -> dict[str, Any]:
@@ -213,9 +216,7 @@ def llm_reports_job():
 
 
 # --------------------------------------------------------------------------- optuna_search
-class SearchConfig(dg.Config):
-    symbol: str = Field(description="partition key whose data assets are materialized, e.g. MSFT")
-    model_type: TorchModel = "neural_network"
+class SearchConfig(_TorchTrainingOnSymbol):
     n_trials: int = Field(20, ge=1, description="trials added by this run (a study resumes across runs)")
     timeout_s: float | None = Field(None, description="start no new trial after this many seconds")
     study_name: str | None = Field(None, description="default <symbol>_<model_type>; same name = resume")
@@ -249,7 +250,7 @@ def _best_trial_metadata(study: optuna.Study, output_dir: Path, override: Path, 
     description="Run or resume an Optuna study; write its best override.",
 )
 def hyperparameter_search(context: dg.OpExecutionContext, config: SearchConfig, strategy: StrategyResource):
-    study_name = _safe_name(config.study_name or f"{config.symbol}_{config.model_type}", "study name")
+    study_name = check_name(config.study_name or f"{config.symbol}_{config.model_type}", "study name")
     splits, augmented = load_training_inputs(config.symbol)
     variant = strategy.for_symbol(config.symbol)
     attrs = {"symbol": config.symbol, "model_type": config.model_type, "strategy": variant.name}
@@ -302,21 +303,18 @@ class CleanupConfig(dg.Config):
 
 def warehouse_references() -> set[str]:
     """Every run_dir named by the deployment manifest, the selections and the model assets' records."""
-    root = warehouse_dir()
-    folders = ["deployment_manifest", "model_selection", *(model_asset_name(t) for t in MODEL_TYPES)]
     documents = []
-    for folder in folders:
-        for path in sorted((root / folder).glob("*.json")):
-            try:
-                documents.append(json.loads(path.read_text(encoding="utf-8")))
-            except (OSError, ValueError) as err:
-                raise RuntimeError(f"cleanup stopped: cannot read the references in {path}: {err}") from err
+    for asset in ["deployment_manifest", "model_selection", *(spec.asset_name for spec in model_specs())]:
+        try:
+            documents += read_all_partitions(asset).values()
+        except (OSError, ValueError) as err:
+            raise RuntimeError(f"cleanup stopped: cannot read the references in {asset}: {err}") from err
     return cleanup.referenced_run_dirs(documents)
 
 
 @dg.op(out=dg.Out(dg.Nothing), description="Delete old model run folders that nothing references.")
 def cleanup_runs(context: dg.OpExecutionContext, config: CleanupConfig):
-    runs_root = warehouse_dir() / MODEL_RUNS_DIR
+    runs_root = RunFolder.runs_root(warehouse_dir())
     plan = cleanup.plan_cleanup(runs_root, config.keep, warehouse_references())
     freed = cleanup.folder_bytes(plan.delete)
     deleted = [] if config.dry_run else cleanup.apply_cleanup(plan, runs_root)

@@ -15,12 +15,12 @@ import json
 
 import dagster as dg
 
+from ktrdr_assets.core.models.registry import model_specs
 from ktrdr_assets.partitions import discover_sources, symbol_partitions
 
 SYMBOL_JOB = "materialize_symbol"
 SELECT_JOB = "select_symbol"
 MANIFEST_JOB = "build_manifest"
-MODEL_STAGE = ("random_forest_model", "xgboost_model", "neural_network_model", "lstm_model")
 SELECTION_STAGE = ("model_selection", "backtest", "training_analytics")
 
 materialize_symbol = dg.define_asset_job(
@@ -102,7 +102,8 @@ def select_after_model_failure(context: dg.RunFailureSensorContext):
     """A symbol run whose data stage finished but a model failed still gets a selection."""
     run = context.dagster_run
     done = _materialized_in_run(context.instance, run.run_id)
-    if "temporal_splits" in done and "model_selection" not in done and done & set(MODEL_STAGE):
+    models = {spec.asset_name for spec in model_specs()}
+    if "temporal_splits" in done and "model_selection" not in done and done & models:
         yield dg.RunRequest(
             run_key=f"select-after-{run.run_id}",
             partition_key=run.tags.get("dagster/partition"),

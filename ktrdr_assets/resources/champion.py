@@ -12,7 +12,7 @@ def registered_name(symbol: str) -> str:
     return f"ktrdr_{symbol}"
 
 
-def promote_champion(mlf: Any, symbol: str, record: dict[str, Any]) -> dict[str, Any]:
+def promote_champion(tracking_uri: str, symbol: str, record: dict[str, Any]) -> dict[str, Any]:
     """Register the selected run's model folder and point the champion alias at it.
 
     Returns what was done; a registry that cannot be reached is reported, not fatal (the manifest
@@ -23,7 +23,7 @@ def promote_champion(mlf: Any, symbol: str, record: dict[str, Any]) -> dict[str,
     run_id = record.get("mlflow_run_id")
     if not run_id:
         return {"registered": False, "reason": "the model run has no MLflow run id"}
-    client = mlflow.tracking.MlflowClient(mlf.tracking_uri)
+    client = mlflow.tracking.MlflowClient(tracking_uri)
     name = registered_name(symbol)
     try:
         if not client.search_registered_models(filter_string=f"name = '{name}'"):

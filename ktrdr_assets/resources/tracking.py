@@ -1,39 +1,18 @@
-"""Resources: the strategy file (selectable per run) and MLflow tracking under DAGSTER_HOME."""
+"""MLflow tracking through dagster-mlflow: one parent MLflow run per Dagster run, one nested run per
+model training, the store under DAGSTER_HOME unless MLFLOW_TRACKING_URI names another."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import dagster as dg
+from pydantic import Field, PrivateAttr
 
-from ktrdr_assets.core.config.loader import load_strategy
-from ktrdr_assets.core.config.schema import StrategyConfig
 from ktrdr_assets.core.training.tracking import MlflowTracker
-from ktrdr_assets.paths import PROJECT_ROOT, dagster_home, default_strategy_path, default_tracking_uri
+from ktrdr_assets.paths import dagster_home, default_tracking_uri
 
-
-class StrategyResource(dg.ConfigurableResource):
-    """Which strategy YAML drives the run. Relative paths are resolved from the project root."""
-
-    path: str = str(default_strategy_path().relative_to(PROJECT_ROOT))
-
-    def resolved_path(self) -> Path:
-        path = Path(self.path).expanduser()
-        return path if path.is_absolute() else PROJECT_ROOT / path
-
-    def load(self) -> StrategyConfig:
-        return load_strategy(self.resolved_path())
-
-    def for_symbol(self, symbol: str) -> StrategyConfig:
-        """The validated strategy with this symbol's overrides merged in."""
-        return self.load().for_symbol(symbol)
-
-
-# --------------------------------------------------------------------------- MLflow
 EXPERIMENT_NAME = "ktrdr_assets"
 
 
@@ -52,36 +31,6 @@ def ensure_experiment(name: str, tracking_uri: str) -> str:
     return client.create_experiment(name, artifact_location=location)
 
 
-@dg.resource(
-    config_schema={
-        "experiment_name": dg.Field(str, default_value=EXPERIMENT_NAME),
-        "tracking_uri": dg.Field(dg.Noneable(str), default_value=None, description="default: see README"),
-    },
-    description="dagster-mlflow tracking: one parent MLflow run per Dagster run, store under DAGSTER_HOME.",
-)
-def mlflow_tracking_resource(context):
-    import mlflow
-    from dagster_mlflow.resources import MlFlow
-
-    uri = context.resource_config["tracking_uri"] or default_tracking_uri()
-    name = context.resource_config["experiment_name"]
-    config = {"experiment_name": name, "mlflow_tracking_uri": uri}
-    parent = parent_run_id(uri, ensure_experiment(name, uri), context.run_id)
-    if parent is not None:  # a later step (or process) of this Dagster run: attach to its parent
-        config["mlflow_run_id"] = parent
-    shim = SimpleNamespace(
-        log=context.log, dagster_run=context.dagster_run, run_id=context.run_id, resource_config=config
-    )
-    resource = MlFlow(shim)
-    # dagster-mlflow starts a fresh parent run without recording its id; the nested runs need it.
-    resource.mlflow_run_id = resource.mlflow_run_id or mlflow.active_run().info.run_id
-    # Each training re-activates the parent and ends it after (nested_training_run). Ended here as well,
-    # a run without a model step (select_symbol, a failed data stage) never leaves it RUNNING, nor
-    # active for the next run in this process to adopt.
-    mlflow.end_run()
-    return resource
-
-
 def parent_run_id(tracking_uri: str, experiment_id: str, dagster_run_id: str) -> str | None:
     """The Dagster run's parent MLflow run: tagged with its id and not nested (the children carry the tag too,
     so dagster-mlflow's own lookup, which takes the newest tagged run, could return a child)."""
@@ -93,16 +42,58 @@ def parent_run_id(tracking_uri: str, experiment_id: str, dagster_run_id: str) ->
     return parents[0].info.run_id if parents else None
 
 
+class MlflowTracking(dg.ConfigurableResource):
+    """dagster-mlflow tracking for one Dagster run: its parent MLflow run is found (a later step, another
+    process) or started when the resource is set up, then left for `training_run` to re-activate."""
+
+    experiment_name: str = EXPERIMENT_NAME
+    tracking_uri: str | None = Field(None, description="default: MLFLOW_TRACKING_URI, else dagster_home/mlflow.db")
+    _parent_run_id: str | None = PrivateAttr(None)
+
+    def resolved_uri(self) -> str:
+        return self.tracking_uri or default_tracking_uri()
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        import mlflow
+        from dagster_mlflow.resources import MlFlow
+
+        uri = self.resolved_uri()
+        config = {"experiment_name": self.experiment_name, "mlflow_tracking_uri": uri}
+        parent = parent_run_id(uri, ensure_experiment(self.experiment_name, uri), context.run_id)
+        if parent is not None:  # a later step (or process) of this Dagster run: attach to its parent
+            config["mlflow_run_id"] = parent
+        shim = SimpleNamespace(
+            log=context.log, dagster_run=context.dagster_run, run_id=context.run_id, resource_config=config
+        )
+        resource = MlFlow(shim)
+        # dagster-mlflow starts a fresh parent run without recording its id; the nested runs need it.
+        self._parent_run_id = resource.mlflow_run_id or mlflow.active_run().info.run_id
+        # Each training re-activates the parent and ends it after (training_run). Ended here as well, a
+        # run without a model step (select_symbol, a failed data stage) never leaves it RUNNING, nor
+        # active for the next run in this process to adopt.
+        mlflow.end_run()
+
+    @property
+    def parent_run_id(self) -> str | None:
+        return self._parent_run_id
+
+    @contextmanager
+    def training_run(self, run_name: str, tags: dict[str, str]) -> Iterator[MlflowTracker]:
+        """One nested MLflow run for one model training (see `nested_training_run`)."""
+        with nested_training_run(self._parent_run_id, run_name, tags) as tracker:
+            yield tracker
+
+
 @contextmanager
-def nested_training_run(mlf: Any, run_name: str, tags: dict[str, str]) -> Iterator[MlflowTracker]:
-    """One MLflow run for one model training, nested under the Dagster run's parent run.
+def nested_training_run(parent_id: str | None, run_name: str, tags: dict[str, str]) -> Iterator[MlflowTracker]:
+    """One MLflow run for one model training, nested under the Dagster run's parent run `parent_id`.
 
     The parent is (re)activated first and terminated after, so it never stays RUNNING and the next
-    step, in this process or another, attaches to it again.
+    step, in this process or another, attaches to it again. A training that raises ends its run
+    FAILED; the tracker is closed exactly once either way.
     """
     import mlflow
 
-    parent_id = mlf.mlflow_run_id
     active = mlflow.active_run()
     if active is None or active.info.run_id != parent_id:
         if active is not None:
@@ -110,13 +101,13 @@ def nested_training_run(mlf: Any, run_name: str, tags: dict[str, str]) -> Iterat
         mlflow.start_run(run_id=parent_id)
     child = mlflow.start_run(run_name=run_name, nested=True, tags=tags)
     tracker = MlflowTracker(mlflow.tracking.MlflowClient(), child.info.run_id)
+    status = "FAILED"
     try:
         yield tracker
-        tracker.close()
-    except BaseException:
-        tracker.close()
-        mlflow.end_run(status="FAILED")
-        mlflow.end_run()
-        raise
-    mlflow.end_run()
-    mlflow.end_run()
+        status = "FINISHED"
+    finally:
+        try:
+            tracker.close()
+        finally:
+            mlflow.end_run(status=status)
+            mlflow.end_run()

@@ -32,7 +32,8 @@ from ktrdr_assets.core.models.loading import load_predictor
 from ktrdr_assets.core.models.persistence import load_xgboost
 from ktrdr_assets.io import WarehouseIOManager, read_asset
 from ktrdr_assets.paths import warehouse_dir
-from ktrdr_assets.resources.tracking import EXPERIMENT_NAME, mlflow_tracking_resource
+from ktrdr_assets.resources import MlflowTracking
+from ktrdr_assets.resources.tracking import EXPERIMENT_NAME
 from ktrdr_assets_tests.helpers import (
     DATA_ASSETS,
     MODEL_ASSETS,
@@ -336,7 +337,9 @@ def test_a_later_step_of_the_run_attaches_to_the_same_parent(runs: ModelRuns) ->
         run_id=runs.first.run_id,
     )
     try:
-        assert mlflow_tracking_resource.resource_fn(context).mlflow_run_id == parent.info.run_id
+        resource = MlflowTracking()
+        resource.setup_for_execution(context)
+        assert resource.parent_run_id == parent.info.run_id
     finally:
         mlflow.end_run()
     assert len(_mlflow_runs(runs.first.run_id)) == 5

@@ -35,7 +35,7 @@ from sklearn.metrics import f1_score
 from ktrdr_assets.core.data.splits import LABEL
 from ktrdr_assets.core.models.loading import predict_part
 from ktrdr_assets.io import read_asset
-from ktrdr_assets.resources.tracking import default_tracking_uri
+from ktrdr_assets.paths import default_tracking_uri
 from ktrdr_assets_tests.helpers import (
     DATA_ASSETS,
     MANUAL_REVIEW,

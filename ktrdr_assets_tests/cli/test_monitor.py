@@ -91,7 +91,7 @@ mlflow.set_experiment(experiment_id=experiment)
 parent = mlflow.tracking.MlflowClient(uri).create_run(experiment, tags={"dagster_run_id": dagster_run})
 tags = {"symbol": "LIVE", "model_type": "neural_network", "dagster_run_id": dagster_run, "partition": "LIVE"}
 splits = synthetic_splits()
-with nested_training_run(types.SimpleNamespace(mlflow_run_id=parent.info.run_id), "LIVE-nn", tags) as tracker:
+with nested_training_run(parent.info.run_id, "LIVE-nn", tags) as tracker:
     log_epoch = tracker.log_epoch
 
     def slow_log_epoch(step, metrics):  # a slower epoch, so that the run lasts a few seconds

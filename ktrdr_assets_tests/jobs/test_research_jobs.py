@@ -17,6 +17,7 @@ import yaml
 
 from ktrdr_assets.core.config.loader import parse_strategy
 from ktrdr_assets.core.config.schema import _deep_merge
+from ktrdr_assets.core.models.registry import get_spec
 from ktrdr_assets.definitions import defs
 from ktrdr_assets.io import WarehouseIOManager
 from ktrdr_assets.jobs.research import (
@@ -25,8 +26,8 @@ from ktrdr_assets.jobs.research import (
     experiment_jobs,
     mlflow_tracker_factory,
 )
-from ktrdr_assets.paths import dagster_home, warehouse_dir
-from ktrdr_assets.resources.tracking import StrategyResource, default_tracking_uri
+from ktrdr_assets.paths import dagster_home, default_tracking_uri, warehouse_dir
+from ktrdr_assets.resources import StrategyResource
 from ktrdr_assets_tests.helpers import (
     DATA_ASSETS,
     mlflow_runs,
@@ -138,7 +139,7 @@ def test_optuna_search_job_resumes_the_study_across_runs(env: Env) -> None:
     assert (folder / "optimization_history.png").read_bytes()[:4] == b"\x89PNG"
     override = yaml.safe_load((folder / "best_override.yaml").read_text())
     merged = parse_strategy(_deep_merge(yaml.safe_load(env.strategy.read_text()), override), "merged")
-    assert merged.models.section("neural_network").learning_rate == pytest.approx(
+    assert get_spec("neural_network").parse_config(merged.models).learning_rate == pytest.approx(
         metadata["best_params"]["learning_rate"]
     )
     assert (folder / "reports" / "single_run_analysis.md").stat().st_size <= 12_000

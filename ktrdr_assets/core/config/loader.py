@@ -1,5 +1,6 @@
 """Loading a strategy file: YAML (safe_load) validated into `StrategyConfig`, with the cross-references
-the schema alone cannot see (indicator names, fuzzy sets on existing columns) checked per symbol."""
+the schema alone cannot see (indicator names, fuzzy sets on existing columns, model sections of
+registered model types) checked per symbol."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pydantic import ValidationError
 from ktrdr_assets.core.config.errors import StrategyError, format_validation_error
 from ktrdr_assets.core.config.schema import StrategyConfig
 from ktrdr_assets.core.data.indicators import check_strategy_references
+from ktrdr_assets.core.models.registry import model_types
 
 
 def parse_strategy(raw: Any, source: str = "<strategy>") -> StrategyConfig:
@@ -23,10 +25,21 @@ def parse_strategy(raw: Any, source: str = "<strategy>") -> StrategyConfig:
         per_symbol = {symbol: config.for_symbol(symbol) for symbol in config.symbol_overrides}
     except ValidationError as err:
         raise StrategyError(format_validation_error(err, source)) from None
-    check_strategy_references(config, source)
-    for symbol, symbol_config in per_symbol.items():
-        check_strategy_references(symbol_config, f"{source} (symbol_overrides.{symbol})")
+    for where, variant in [(source, config)] + [
+        (f"{source} (symbol_overrides.{symbol})", symbol_config) for symbol, symbol_config in per_symbol.items()
+    ]:
+        check_strategy_references(variant, where)
+        check_model_sections(variant, where)
     return config
+
+
+def check_model_sections(config: StrategyConfig, source: str) -> None:
+    """Every `models.<type>` section names a registered model type (a misspelled one would be ignored)."""
+    unknown = sorted(set(config.models.sections()) - set(model_types()))
+    if unknown:
+        raise StrategyError(
+            f"{source}: models.{unknown[0]}: unknown model type (misspelled?); registered: {list(model_types())}"
+        )
 
 
 def load_strategy(path: str | Path) -> StrategyConfig:

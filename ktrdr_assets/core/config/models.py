@@ -1,4 +1,5 @@
-"""Typed config of the four model types, the training analytics and the quality gates.
+"""Typed config shared by the model types (tree cross-validation, the torch training loop), the
+`models:` section, the training analytics and the quality gates.
 
 Defaults are the regularized values of the design (note 002); every one is overridable from the
 strategy file's `models:`, `analytics:` and `gates:` sections.
@@ -8,47 +9,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, model_validator
 
-from ktrdr_assets.core.config.errors import StrategyError, format_validation_error
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from ktrdr_assets.core.config.base import StrictConfig
 
 
-class CrossValidationConfig(_Strict):
+class CrossValidationConfig(StrictConfig):
     folds: int = Field(5, ge=2, description="TimeSeriesSplit folds on the train set")
     max_std: float = Field(0.05, gt=0, description="fold-accuracy std at or below this is 'stable'")
 
 
-class RandomForestConfig(_Strict):
-    n_estimators: int = Field(200, ge=1)
-    max_depth: int | None = Field(10, ge=1)
-    min_samples_split: int = Field(20, ge=2)
-    min_samples_leaf: int = Field(10, ge=1)
-    max_features: Literal["sqrt", "log2"] | float = "sqrt"
-    max_samples: float | None = Field(0.7, gt=0, le=1)
-    class_weight: Literal["balanced", "balanced_subsample"] | None = "balanced"
-    n_jobs: int = 2
-    cross_validation: CrossValidationConfig = CrossValidationConfig()
-
-
-class XGBoostConfig(_Strict):
-    n_estimators: int = Field(200, ge=1)
-    max_depth: int = Field(4, ge=1)
-    learning_rate: float = Field(0.1, gt=0)
-    subsample: float = Field(0.7, gt=0, le=1)
-    colsample_bytree: float = Field(0.7, gt=0, le=1)
-    min_child_weight: float = Field(5, ge=0)
-    reg_alpha: float = Field(0.2, ge=0)
-    reg_lambda: float = Field(2.0, ge=0)
-    early_stopping_rounds: int = Field(20, ge=1, description="on the validation set")
-    n_jobs: int = 2
-    cross_validation: CrossValidationConfig = CrossValidationConfig()
-
-
-class TorchTrainingConfig(_Strict):
+class TorchTrainingConfig(StrictConfig):
     """What the NN and LSTM share: optimizer, schedule, loss, early stopping, monitor limits."""
 
     epochs: int = Field(100, ge=1)
@@ -78,53 +49,34 @@ class TorchTrainingConfig(_Strict):
     )
 
 
-class NeuralNetworkConfig(TorchTrainingConfig):
-    hidden_layers: tuple[int, ...] = Field((256, 128, 64), min_length=1)
-    dropout: float = Field(0.4, ge=0, lt=1)
-    batch_norm: bool = Field(False, description="BatchNorm1d after each hidden Linear")
-    label_smoothing: float = Field(0.2, ge=0, lt=1)
+class ModelsConfig(StrictConfig):
+    """The strategy's `models:` section: one mapping per model type (`random_forest:`, `lstm:`, ...) plus
+    the settings all types share. Each type's mapping is validated when that type trains
+    (`ModelSpec.parse_config`), so a bad NN section fails only the NN asset, with a message naming the
+    key; the loader checks that every section names a registered model type."""
 
+    model_config = ConfigDict(extra="allow", frozen=True)
 
-class LSTMConfig(TorchTrainingConfig):
-    hidden_size: int = Field(64, ge=1)
-    num_layers: int = Field(1, ge=1)
-    lookback: int = Field(10, ge=1, description="bars per input window")
-    dropout: float = Field(0.5, ge=0, lt=1)
-    batch_size: int = Field(16, ge=1)
-    learning_rate: float = Field(5e-4, gt=0)
-    patience: int = Field(15, ge=1)
-
-
-MODEL_CONFIGS: dict[str, type[_Strict]] = {
-    "random_forest": RandomForestConfig,
-    "xgboost": XGBoostConfig,
-    "neural_network": NeuralNetworkConfig,
-    "lstm": LSTMConfig,
-}
-
-
-class ModelsConfig(_Strict):
-    """Per-model sections are validated when that model trains (`section`), so a bad NN section fails
-    the NN asset with a message naming the key, while the data assets and the other models run."""
-
-    random_forest: dict[str, Any] = Field(default_factory=dict)
-    xgboost: dict[str, Any] = Field(default_factory=dict)
-    neural_network: dict[str, Any] = Field(default_factory=dict)
-    lstm: dict[str, Any] = Field(default_factory=dict)
     permutation_repeats: int = Field(5, ge=1, description="permutation feature importance repeats")
     top_features: int = Field(10, ge=1)
 
-    def section(self, model_type: str, source: str = "<strategy>") -> Any:
-        """The typed config of one model type; StrategyError naming `source` and `models.<type>.<key>`."""
-        if model_type not in MODEL_CONFIGS:
-            raise StrategyError(f"{source}: models: unknown model type {model_type!r}; known: {list(MODEL_CONFIGS)}")
-        try:
-            return MODEL_CONFIGS[model_type].model_validate(getattr(self, model_type))
-        except ValidationError as err:
-            raise StrategyError(format_validation_error(err, source, prefix=f"models.{model_type}")) from None
+    @model_validator(mode="after")
+    def _sections_are_mappings(self) -> ModelsConfig:
+        for name, value in (self.model_extra or {}).items():
+            if value is not None and not isinstance(value, dict):
+                raise ValueError(f"models.{name} must be a mapping of settings, got {type(value).__name__}")
+        return self
+
+    def sections(self) -> dict[str, dict[str, Any]]:
+        """{model type: its raw settings}, as written in the strategy."""
+        return {name: dict(value or {}) for name, value in (self.model_extra or {}).items()}
+
+    def with_section(self, model_type: str, section: dict[str, Any]) -> ModelsConfig:
+        """A copy whose `model_type` section is replaced by `section`."""
+        return ModelsConfig.model_validate({**self.model_dump(), model_type: section})
 
 
-class AnalyticsConfig(_Strict):
+class AnalyticsConfig(StrictConfig):
     enabled: bool = True
     export_csv: bool = True
     export_json: bool = True
@@ -145,7 +97,7 @@ class AnalyticsConfig(_Strict):
     diverging_pct: float = Field(10.0, gt=0, description="diverging: val loss up > this % over the window")
 
 
-class GatesConfig(_Strict):
+class GatesConfig(StrictConfig):
     max_gap: float = Field(0.20, gt=0, le=1, description="train accuracy - validation accuracy")
     min_accuracy: float = Field(0.55, ge=0, le=1, description="test accuracy floor")
     max_val_test_diff: float = Field(0.05, gt=0, le=1, description="|validation - test accuracy|")

@@ -9,18 +9,15 @@ from __future__ import annotations
 import copy
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from ktrdr_assets.core.config.backtest import BacktestConfig
+from ktrdr_assets.core.config.base import StrictConfig
 from ktrdr_assets.core.config.models import AnalyticsConfig, GatesConfig, ModelsConfig
-from ktrdr_assets.core.selection.backtest import BacktestConfig
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # --------------------------------------------------------------------------- data
-class DataConfig(_Strict):
+class DataConfig(StrictConfig):
     min_bars: int = Field(300, ge=10, description="fewer usable bars than this is an error")
     max_one_bar_move: float = Field(
         0.35, gt=0, description="a close-to-close move larger than this fraction fails the ohlcv check"
@@ -37,14 +34,14 @@ class DataConfig(_Strict):
 
 
 # --------------------------------------------------------------------------- indicators
-class IndicatorSpec(_Strict):
+class IndicatorSpec(StrictConfig):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="column name (prefix for multi-output)")
     function: str = Field(description="TA-Lib function name (RSI, MACD, ...) or a project indicator")
     params: dict[str, float | int] = Field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- fuzzy
-class TriangularSet(_Strict):
+class TriangularSet(StrictConfig):
     type: Literal["triangular"]
     parameters: tuple[float, float, float]
 
@@ -56,7 +53,7 @@ class TriangularSet(_Strict):
         return self
 
 
-class TrapezoidalSet(_Strict):
+class TrapezoidalSet(StrictConfig):
     type: Literal["trapezoidal"]
     parameters: tuple[float, float, float, float]
 
@@ -68,7 +65,7 @@ class TrapezoidalSet(_Strict):
         return self
 
 
-class GaussianSet(_Strict):
+class GaussianSet(StrictConfig):
     type: Literal["gaussian"]
     parameters: tuple[float, float] = Field(description="(mean, sigma)")
 
@@ -83,18 +80,18 @@ FuzzySet = Annotated[TriangularSet | TrapezoidalSet | GaussianSet, Field(discrim
 
 
 # --------------------------------------------------------------------------- labels
-class ZigZagConfig(_Strict):
+class ZigZagConfig(StrictConfig):
     threshold: float = Field(0.05, gt=0, lt=1, description="fractional move that makes a BUY or SELL")
     lookahead: int = Field(20, ge=1, description="bars ahead the move must happen within")
 
 
-class TripleBarrierConfig(_Strict):
+class TripleBarrierConfig(StrictConfig):
     profit_target: float = Field(0.05, gt=0, lt=1)
     stop_loss: float = Field(0.02, gt=0, lt=1)
     horizon: int = Field(20, ge=1, description="vertical barrier, in bars")
 
 
-class LabelConfig(_Strict):
+class LabelConfig(StrictConfig):
     method: Literal["zigzag", "triple_barrier"] = "zigzag"
     zigzag: ZigZagConfig = ZigZagConfig()
     triple_barrier: TripleBarrierConfig = TripleBarrierConfig()
@@ -106,7 +103,7 @@ class LabelConfig(_Strict):
 
 
 # --------------------------------------------------------------------------- features
-class FeatureConfig(_Strict):
+class FeatureConfig(StrictConfig):
     include_price_context: bool = True
     include_volume_context: bool = True
     lookback_periods: int = Field(3, ge=1, description="1 = no lags; n adds lags 1..n-1 of each fuzzy column")
@@ -118,7 +115,7 @@ class FeatureConfig(_Strict):
 
 
 # --------------------------------------------------------------------------- splits
-class SplitConfig(_Strict):
+class SplitConfig(StrictConfig):
     train: float = Field(0.70, gt=0, lt=1)
     validation: float = Field(0.15, gt=0, lt=1)
     test: float = Field(0.15, gt=0, lt=1)
@@ -138,7 +135,7 @@ class SplitConfig(_Strict):
 
 
 # --------------------------------------------------------------------------- augmentation
-class AugmentationConfig(_Strict):
+class AugmentationConfig(StrictConfig):
     enabled: bool = True
     size_threshold: int = Field(300, ge=1, description="train sets at or above this size are untouched")
     triple_below: int = Field(200, ge=1, description="below this size augment 3x, otherwise 2x")
@@ -150,7 +147,7 @@ class AugmentationConfig(_Strict):
 
 
 # --------------------------------------------------------------------------- strategy
-class StrategyConfig(_Strict):
+class StrategyConfig(StrictConfig):
     name: str
     description: str = ""
     seed: int = 42

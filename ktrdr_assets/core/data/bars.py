@@ -20,12 +20,12 @@ import pyarrow.compute as pc
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ktrdr_assets.core.util.names import SYMBOL_PATTERN
+
 OHLCV: tuple[str, ...] = ("open", "high", "low", "close", "volume")
 PRICES: tuple[str, ...] = OHLCV[:4]
 ADJ_CLOSE = "adjclose"
 
-#: A symbol: letters, digits and ``._-``, starting with a letter or digit, never ``..``.
-SYMBOL_PATTERN = re.compile(r"\A(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 RAW_SUFFIXES = (".csv", ".parquet")
 
 _TIMEFRAME_RE = re.compile(r"\A([1-9][0-9]*)([mhdw])\Z")

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ktrdr_assets.core.config.schema import FeatureConfig
-from ktrdr_assets.core.data.labels import LABEL_COLUMN, label_codes
+from ktrdr_assets.core.data.labels import LABEL, label_codes
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def _check_same_index(bars: pd.DataFrame, frame: pd.DataFrame, what: str) -> Non
 def _label_codes(bars_index: pd.Index, labels: pd.Series | pd.DataFrame) -> np.ndarray:
     """Label code per bar (int8), -1 for bars without a label."""
     if isinstance(labels, pd.DataFrame):
-        labels = labels[LABEL_COLUMN]
+        labels = labels[LABEL]
     if not bars_index.is_monotonic_increasing:
         raise ValueError("features: the bars index must be sorted in time (lags and rolling windows need it)")
     positions = bars_index.searchsorted(labels.index)
@@ -173,5 +173,5 @@ def build_features(
     for row, (_, column, lag) in enumerate(sources):
         values[row] = column[: len(column) - lag][keep[lag:]]
     frame = pd.DataFrame(values.T, index=bars.index[keep], columns=names, copy=False)
-    frame[LABEL_COLUMN] = codes[keep]
+    frame[LABEL] = codes[keep]
     return frame, names

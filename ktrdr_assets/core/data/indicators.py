@@ -32,9 +32,8 @@ from talib import abstract
 
 from ktrdr_assets.core.config.errors import StrategyError
 from ktrdr_assets.core.config.schema import IndicatorSpec, StrategyConfig
+from ktrdr_assets.core.data.bars import OHLCV
 from ktrdr_assets.core.data.fuzzy import membership_columns
-
-PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
 
 # A constant window's STDDEV can come out of TA-Lib's running sums as rounding noise, not 0.
 _FLAT_WINDOW_RTOL = 1e-10
@@ -111,7 +110,7 @@ def _talib_function(name: str) -> _Function | None:
     inputs: list[str] = []
     for value in info["input_names"].values():
         inputs.extend(value if isinstance(value, list) else [value])
-    if not set(inputs) <= set(PRICE_COLUMNS):  # MAVP needs a 'periods' series bars do not have
+    if not set(inputs) <= set(OHLCV):  # MAVP needs a 'periods' series bars do not have
         return None
     return _Function(
         name,

@@ -23,7 +23,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ktrdr_assets.core.config.schema import LabelConfig
 from ktrdr_assets.core.data.signals import Signal
 
-LABEL_COLUMN = "label"
+LABEL = "label"
 # Rows of the (rows x horizon) first-touch matrices evaluated at once: bounds memory at
 # 2 * _CHUNK_ROWS * horizon booleans whatever the length of the series.
 _CHUNK_ROWS = 1 << 16
@@ -58,7 +58,7 @@ def _require_fraction(name: str, value: float) -> None:
 
 
 def _label_series(codes: np.ndarray, index: pd.Index) -> pd.Series:
-    return pd.Series(codes.astype(np.int8, copy=False), index=index, name=LABEL_COLUMN)
+    return pd.Series(codes.astype(np.int8, copy=False), index=index, name=LABEL)
 
 
 def zigzag_labels(close: pd.Series, threshold: float, lookahead: int) -> pd.Series:
@@ -142,7 +142,7 @@ def make_labels(bars: pd.DataFrame, config: LabelConfig) -> pd.DataFrame:
         labels = triple_barrier_labels(bars, tb.profit_target, tb.stop_loss, tb.horizon)
     lookahead = config.lookahead
     forward_return = close[lookahead:] / close[: len(labels)] - 1.0
-    return pd.DataFrame({LABEL_COLUMN: labels, "forward_return": forward_return}, index=labels.index)
+    return pd.DataFrame({LABEL: labels, "forward_return": forward_return}, index=labels.index)
 
 
 def label_codes(labels: pd.Series) -> np.ndarray:

@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 
 from ktrdr_assets.core.config.schema import SplitConfig
+from ktrdr_assets.core.data.labels import LABEL
 from ktrdr_assets.core.data.scaling import FeatureScaler
 from ktrdr_assets.core.data.signals import CLASS_NAMES, N_CLASSES
 from ktrdr_assets.core.util.jsonsafe import dumps
 
-LABEL = "label"
 PARTS: tuple[str, ...] = ("train", "validation", "test")
 MIN_PART_ROWS = 10
 SCALER_FILE = "scaler.json"

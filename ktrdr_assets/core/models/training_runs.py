@@ -1,15 +1,8 @@
 """One model training run, end to end: arrays -> fit -> evaluate -> importance -> files -> record.
 
-A run writes everything into its own folder (never over an earlier run):
-
-    model.{skops|json|pt}   the model (RF skops, XGBoost JSON, torch state_dict)
-    scaler.json             the train-fitted scaler, feature_names.json, config.json (what was used)
-    metrics.json            note 002's result schema
-    feature_importance.json permutation importance on validation
-    metrics.csv, detailed_metrics.json, alerts.txt   note 000's analytics
-    learning_curves.png     train vs validation loss and accuracy per epoch / boosting round
-
-and returns a JSON-able record that points at them.
+A run writes everything into its own `RunFolder` (never over an earlier run) and returns a
+`TrainingRecord` that points at it. The model type's spec (the registry) decides how it is fitted,
+saved and what it learns from; everything else here is the same for every type.
 """
 
 from __future__ import annotations
@@ -27,10 +20,14 @@ import pandas as pd
 
 from ktrdr_assets.core.config.schema import StrategyConfig
 from ktrdr_assets.core.data.splits import LABEL, TemporalSplits
+from ktrdr_assets.core.models.base import FitContext, FittedModel, SplitArrays
 from ktrdr_assets.core.models.evaluation import build_result, classification_metrics
-from ktrdr_assets.core.models.fitters import FITTERS, TORCH_MODEL_TYPES, USES_SEQUENCES, FittedModel, SplitArrays
 from ktrdr_assets.core.models.importance import permutation_feature_importance
 from ktrdr_assets.core.models.persistence import save_json
+from ktrdr_assets.core.models.registry import get_spec
+from ktrdr_assets.core.models.run_folder import RunFolder
+from ktrdr_assets.core.models.run_record import TrainingRecord
+from ktrdr_assets.core.models.spec import ModelSpec
 from ktrdr_assets.core.training.alerts import evaluate_alerts
 from ktrdr_assets.core.training.analytics_export import export_run, final_analysis
 from ktrdr_assets.core.training.tracking import NullTracker, Tracker
@@ -41,8 +38,6 @@ from ktrdr_assets.core.util.plots import learning_curves_png
 
 log = logging.getLogger(__name__)
 
-MODEL_TYPES: tuple[str, ...] = tuple(FITTERS)
-FAILURE_FILE = "failure.json"
 PARTS = ("train", "validation", "test")
 
 
@@ -69,15 +64,15 @@ def _finite(frame: pd.DataFrame, names: list[str], where: str) -> np.ndarray:
     return values
 
 
-def prepare_arrays(model_type: str, splits: TemporalSplits, augmented: pd.DataFrame) -> SplitArrays:
-    """Arrays of every part, checked finite; the fit set is the augmented train set, or for the
-    LSTM the chronological train part."""
+def prepare_arrays(spec: ModelSpec, splits: TemporalSplits, augmented: pd.DataFrame) -> SplitArrays:
+    """Arrays of every part, checked finite; the fit set is the augmented train set, or for a sequence
+    model the chronological train part."""
     names = splits.feature_names
     parts = {
         part: (_finite(frame, names, f"temporal_splits.{part}"), frame[LABEL].to_numpy(np.int64))
         for part, frame in splits.parts().items()
     }
-    if model_type in USES_SEQUENCES:
+    if spec.uses_sequences:
         fit_X, fit_y = parts["train"]
     else:
         fit_X = _finite(augmented, names, "augmented_train_set")
@@ -94,11 +89,39 @@ def _evaluate(fitted: FittedModel, arrays: SplitArrays) -> dict[str, dict[str, A
     return out
 
 
+def _epoch_logger(
+    spec: ModelSpec,
+    config: Any,
+    strategy: StrategyConfig,
+    symbol: str,
+    tracker: Tracker,
+    progress: Callable[[str], None],
+) -> Callable[[dict[str, Any]], None]:
+    """on_epoch_end: log the epoch's LIVE_METRICS (torch models: with the loss trend so far) to the
+    tracker as the epoch ends, and a progress line every tenth of the planned epochs."""
+    every = max(1, getattr(config, "epochs", 100) // 10)
+    trends = TrendTracker(strategy.analytics) if spec.is_torch else None
+
+    def on_epoch_end(row: dict[str, Any]) -> None:
+        live = {key: row[key] for key in LIVE_METRICS if key in row}
+        if trends is not None:
+            live.update(trends.update(int(row["epoch"]), row["train_loss"], row["val_loss"]).metrics())
+        tracker.log_epoch(int(row["epoch"]), live)
+        if row["epoch"] == 1 or row["epoch"] % every == 0:
+            progress(
+                f"{symbol} {spec.model_type} {spec.history_unit} {row['epoch']}: "
+                f"train_loss={row.get('train_loss', 0):.4f} val_loss={row.get('val_loss', 0):.4f} "
+                f"val_acc={row.get('val_acc', 0):.3f}"
+            )
+
+    return on_epoch_end
+
+
 def _tree_analytics(
     fitted: FittedModel, rows: list[dict[str, Any]], run_dir: Path, strategy: StrategyConfig, run_info: dict
 ) -> None:
-    """metrics.csv / detailed_metrics.json / alerts.txt for RF and XGBoost: one row per boosting round
-    (XGBoost) or a single row (RandomForest), with the columns that have a meaning for trees."""
+    """metrics.csv / detailed_metrics.json / alerts.txt for a model without a torch loop: one row per
+    boosting round (XGBoost) or a single row (RandomForest), with the columns that have a meaning."""
     best = fitted.details.get("best_round") or len(rows)
     n_rounds = run_info.get("config", {}).get("n_estimators")
     stop = "early_stopping" if fitted.history and len(rows) < (n_rounds or 0) else "completed"
@@ -121,6 +144,66 @@ def _tree_analytics(
     )
 
 
+def _write_run_files(
+    spec: ModelSpec,
+    fitted: FittedModel,
+    folder: RunFolder,
+    splits: TemporalSplits,
+    saved_config: dict[str, Any],
+    result: dict[str, Any],
+    importance: list[dict[str, Any]],
+) -> None:
+    fitted.save(folder.file(spec.model_file))
+    folder.file(RunFolder.SCALER).write_text(splits.scaler.to_json(), encoding="utf-8")
+    save_json(folder.file(RunFolder.FEATURE_NAMES), splits.feature_names)
+    save_json(folder.file(RunFolder.CONFIG), saved_config)
+    save_json(folder.file(RunFolder.METRICS), result)
+    save_json(folder.file(RunFolder.IMPORTANCE), importance)
+
+
+def _write_analytics(
+    spec: ModelSpec,
+    fitted: FittedModel,
+    folder: RunFolder,
+    metrics: dict[str, dict[str, Any]],
+    arrays: SplitArrays,
+    duration: float,
+    strategy: StrategyConfig,
+    info: dict[str, Any],
+    title: str,
+) -> None:
+    """Models without the torch loop get their analytics files here (the loop writes its own), and
+    every model with a history gets its learning curves."""
+    if not spec.is_torch:
+        rows = fitted.history or [
+            {
+                "epoch": 1,
+                "train_acc": metrics["train"]["accuracy"],
+                "val_acc": metrics["validation"]["accuracy"],
+                "total_samples_processed": len(arrays.fit_y),
+                "epoch_duration_seconds": duration,
+            }
+        ]
+        _tree_analytics(fitted, rows, folder.path, strategy, info)
+    if fitted.history:
+        png = learning_curves_png(fitted.history, title, spec.history_unit)
+        write_bytes_atomic(folder.file(RunFolder.LEARNING_CURVES), png)
+
+
+def _log_final_metrics(tracker: Tracker, result: dict[str, Any], duration: float) -> None:
+    history = result["history"]
+    tracker.log_metrics(
+        {
+            "final_train_accuracy": history["train_accuracy"],
+            "final_val_accuracy": history["val_accuracy"],
+            "final_test_accuracy": history["test_accuracy"],
+            "train_val_gap": history["train_val_gap"],
+            "test_macro_f1": result["test_metrics"]["f1_score"],
+            "training_duration_seconds": duration,
+        }
+    )
+
+
 def train_model(
     model_type: str,
     splits: TemporalSplits,
@@ -133,50 +216,35 @@ def train_model(
     strategy_source: str = "<strategy>",
     tracker: Tracker | None = None,
     progress: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
+) -> TrainingRecord:
     """Train, evaluate and save one model type for one symbol; return the run's record.
 
     Raises ValueError/StrategyError for bad input or config and ModelTrainingError when training
     itself fails (e.g. NaN loss); nothing is written outside `run_dir`.
     """
+    spec = get_spec(model_type)
     tracker = tracker or NullTracker()
-    progress = progress or log.info
-    config = strategy.models.section(model_type, strategy_source)
-    arrays = prepare_arrays(model_type, splits, augmented)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    folder = RunFolder(Path(run_dir))
+    config = spec.parse_config(strategy.models, strategy_source)
+    arrays = prepare_arrays(spec, splits, augmented)
+    folder.path.mkdir(parents=True, exist_ok=True)
     seed = strategy.seed
     info = {**run_info, "symbol": symbol, "model_type": model_type, "config": config.model_dump(mode="json")}
     tracker.log_params({"model_type": model_type, "seed": seed, **config.model_dump(mode="json")})
-
-    every = max(1, getattr(config, "epochs", 100) // 10)
-    trends = TrendTracker(strategy.analytics) if model_type in TORCH_MODEL_TYPES else None
-
-    def on_epoch_end(row: dict[str, Any]) -> None:
-        """Log the epoch's LIVE_METRICS (torch models: with the loss trend so far) to the tracker."""
-        live = {key: row[key] for key in LIVE_METRICS if key in row}
-        if trends is not None:
-            live.update(trends.update(int(row["epoch"]), row["train_loss"], row["val_loss"]).metrics())
-        tracker.log_epoch(int(row["epoch"]), live)
-        if row["epoch"] == 1 or row["epoch"] % every == 0:
-            progress(
-                f"{symbol} {model_type} epoch {row['epoch']}: train_loss={row.get('train_loss', 0):.4f} "
-                f"val_loss={row.get('val_loss', 0):.4f} val_acc={row.get('val_acc', 0):.3f}"
-            )
+    context = FitContext(
+        seed=seed,
+        analytics=strategy.analytics,
+        run_info=info,
+        run_dir=folder.path,
+        on_epoch_end=_epoch_logger(spec, config, strategy, symbol, tracker, progress or log.info),
+    )
 
     started = time.perf_counter()
     try:
-        fitted = FITTERS[model_type](
-            arrays,
-            config,
-            seed=seed,
-            analytics=strategy.analytics,
-            run_info=info,
-            run_dir=run_dir,
-            on_epoch_end=on_epoch_end,
-        )
+        fitted = spec.fit(arrays, config, context)
     except Exception as err:
         # The folder keeps what training wrote (e.g. metrics.csv up to a NaN loss) for diagnosis.
-        save_json(run_dir / FAILURE_FILE, {"status": "failed", "error": f"{type(err).__name__}: {err}", **info})
+        save_json(folder.file(RunFolder.FAILURE), {"status": "failed", "error": f"{type(err).__name__}: {err}", **info})
         raise
     duration = time.perf_counter() - started
     metrics = _evaluate(fitted, arrays)
@@ -191,7 +259,7 @@ def train_model(
     )
     result = build_result(
         symbol,
-        fitted.model_name,
+        spec.display_name,
         metrics["train"],
         metrics["validation"],
         metrics["test"],
@@ -199,59 +267,26 @@ def train_model(
         feature_importance=importance,
         warnings=fitted.warnings,
         duration_s=duration,
-        extra={
-            "model_type": model_type,
-            **{k: v for k, v in fitted.details.items() if k != "analytics_alerts"},
-        },
+        extra={"model_type": model_type, **{k: v for k, v in fitted.details.items() if k != "analytics_alerts"}},
     )
-    fitted.save(run_dir / fitted.model_file)
-    (run_dir / "scaler.json").write_text(splits.scaler.to_json(), encoding="utf-8")
-    save_json(run_dir / "feature_names.json", splits.feature_names)
-    save_json(run_dir / "config.json", {"model_type": model_type, "seed": seed, "config": info["config"]})
-    save_json(run_dir / "metrics.json", result)
-    save_json(run_dir / "feature_importance.json", importance)
-    if model_type not in TORCH_MODEL_TYPES:
-        rows = fitted.history or [
-            {
-                "epoch": 1,
-                "train_acc": metrics["train"]["accuracy"],
-                "val_acc": metrics["validation"]["accuracy"],
-                "total_samples_processed": len(arrays.fit_y),
-                "epoch_duration_seconds": duration,
-            }
-        ]
-        _tree_analytics(fitted, rows, run_dir, strategy, info)
-    if fitted.history:
-        png = learning_curves_png(
-            fitted.history, f"{symbol} {fitted.model_name}", "round" if model_type == "xgboost" else "epoch"
-        )
-        write_bytes_atomic(run_dir / "learning_curves.png", png)
-    history = result["history"]
-    tracker.log_metrics(
-        {
-            "final_train_accuracy": history["train_accuracy"],
-            "final_val_accuracy": history["val_accuracy"],
-            "final_test_accuracy": history["test_accuracy"],
-            "train_val_gap": history["train_val_gap"],
-            "test_macro_f1": result["test_metrics"]["f1_score"],
-            "training_duration_seconds": duration,
-        }
-    )
-    tracker.log_artifacts(run_dir)
-    return to_jsonable(
-        {
-            "symbol": symbol,
-            "model_type": model_type,
-            "model_name": fitted.model_name,
-            "run_dir": str(run_dir),
-            "model_file": fitted.model_file,
-            "files": sorted(p.name for p in run_dir.iterdir() if p.is_file() and not p.name.startswith(".")),
-            "splits_fingerprint": splits_fingerprint(splits),
-            "config_fingerprint": config_fingerprint(config, seed),
-            "mlflow_run_id": tracker.run_id,
-            "device": fitted.details.get("device", "cpu"),
-            "lookback": fitted.lookback,
-            "result": result,
-            "analytics_alerts": fitted.details.get("analytics_alerts", []),
-        }
+    saved_config = {"model_type": model_type, "seed": seed, "config": info["config"]}
+    _write_run_files(spec, fitted, folder, splits, saved_config, result, importance)
+    title = f"{symbol} {spec.display_name}"
+    _write_analytics(spec, fitted, folder, metrics, arrays, duration, strategy, info, title)
+    _log_final_metrics(tracker, result, duration)
+    tracker.log_artifacts(folder.path)
+    return TrainingRecord(
+        symbol=symbol,
+        model_type=model_type,
+        model_name=spec.display_name,
+        run_dir=str(folder.path),
+        model_file=spec.model_file,
+        files=folder.files(),
+        splits_fingerprint=splits_fingerprint(splits),
+        config_fingerprint=config_fingerprint(config, seed),
+        mlflow_run_id=tracker.run_id,
+        device=fitted.details.get("device", "cpu"),
+        lookback=fitted.lookback,
+        result=to_jsonable(result),
+        analytics_alerts=to_jsonable(fitted.details.get("analytics_alerts", [])),
     )

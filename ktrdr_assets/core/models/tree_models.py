@@ -1,4 +1,4 @@
-"""RandomForest and XGBoost training with note 002's regularized defaults and time-series CV.
+"""What the tree model types share: input checks, time-series CV, and probabilities in signal-code order.
 
 Both models always speak the three signal codes SELL=0, HOLD=1, BUY=2: `tree_predict_proba`
 returns one column per code, in code order, even when a class is missing from the training set.
@@ -14,19 +14,19 @@ Early stopping watches the VALIDATION set's mlogloss only; the test set never en
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xgboost as xgb
-from sklearn.base import clone
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import TimeSeriesSplit
 
-from ktrdr_assets.core.config.models import CrossValidationConfig, RandomForestConfig, XGBoostConfig
+from ktrdr_assets.core.config.models import CrossValidationConfig
 from ktrdr_assets.core.data.signals import CLASS_NAMES, N_CLASSES
+from ktrdr_assets.core.models.base import FittedModel, Predictor
 from ktrdr_assets.core.models.evaluation import cv_summary
 
 TreeModel = RandomForestClassifier | xgb.Booster
@@ -43,7 +43,6 @@ class TreeTrainingResult:
     cross-validation was skipped (the reason is then in `warnings`).
     """
 
-    model_name: str
     model: TreeModel
     cv: dict[str, Any] | None
     warnings: list[str]
@@ -53,6 +52,18 @@ class TreeTrainingResult:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return tree_predict_proba(self.model, X)
+
+    def fitted(self, save: Callable[[Any, Path], None], history: list[dict[str, Any]] | None = None) -> FittedModel:
+        """This result on the surface every model type shares; `save(model, path)` writes the model file."""
+        return FittedModel(
+            model=self.model,
+            history=history or [],
+            cv=self.cv,
+            warnings=self.warnings,
+            predict_proba_rows=self.predict_proba,
+            details={} if self.best_round is None else {"best_round": self.best_round},
+            save=lambda path: save(self.model, path),
+        )
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return tree_predict(self.model, X)
@@ -69,6 +80,16 @@ def tree_predict_proba(model: TreeModel, X: np.ndarray) -> np.ndarray:
     proba = np.zeros((X32.shape[0], N_CLASSES))
     proba[:, model.classes_.astype(np.int64)] = forest
     return proba
+
+
+def tree_loader(read_model: Callable[[Path], TreeModel], model_file: str) -> Callable[..., tuple[Predictor, int]]:
+    """A ModelSpec `load` for a tree model saved as `model_file` and read back with `read_model`."""
+
+    def load(run_dir: Path, config: Any, n_features: int) -> tuple[Predictor, int]:
+        model = read_model(Path(run_dir) / model_file)
+        return (lambda X: tree_predict_proba(model, X)), 1
+
+    return load
 
 
 def tree_predict(model: TreeModel, X: np.ndarray) -> np.ndarray:
@@ -99,7 +120,7 @@ def _check_xy(X: np.ndarray, y: np.ndarray, name: str) -> tuple[np.ndarray, np.n
     return X, y.astype(np.int64)
 
 
-def _check_inputs(
+def check_tree_inputs(
     X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Validated train/val arrays plus a warning per class absent from the training set."""
@@ -117,7 +138,7 @@ def _check_inputs(
     return X_train, y_train, X_val, y_val, warnings
 
 
-def _time_series_cv(
+def time_series_cv(
     fit_fold: Callable[[np.ndarray, np.ndarray], TreeModel],
     X: np.ndarray,
     y: np.ndarray,
@@ -138,119 +159,3 @@ def _time_series_cv(
     except ValueError as exc:
         return None, [f"cross-validation skipped: {exc}"]
     return cv_summary(accuracies, config.max_std), []
-
-
-def train_random_forest(
-    X_train: np.ndarray,
-    y_train: np.ndarray,
-    X_val: np.ndarray,
-    y_val: np.ndarray,
-    config: RandomForestConfig,
-    seed: int,
-) -> TreeTrainingResult:
-    """Fit a RandomForestClassifier with `config` (note 002 defaults) and CV it on the training set.
-
-    The validation set is only checked here (shape, finiteness, labels); the caller scores it.
-    """
-    start = time.perf_counter()
-    X_train, y_train, X_val, y_val, warnings = _check_inputs(X_train, y_train, X_val, y_val)
-    estimator = RandomForestClassifier(
-        n_estimators=config.n_estimators,
-        max_depth=config.max_depth,
-        min_samples_split=config.min_samples_split,
-        min_samples_leaf=config.min_samples_leaf,
-        max_features=config.max_features,
-        max_samples=config.max_samples,
-        class_weight=config.class_weight,
-        n_jobs=config.n_jobs,
-        random_state=seed,
-    )
-    cv, cv_warnings = _time_series_cv(
-        lambda X, y: clone(estimator).fit(X, y), X_train, y_train, config.cross_validation
-    )
-    model = estimator.fit(X_train, y_train)
-    return TreeTrainingResult(
-        model_name="RandomForest",
-        model=model,
-        cv=cv,
-        warnings=warnings + cv_warnings,
-        duration_s=time.perf_counter() - start,
-    )
-
-
-def _xgb_params(config: XGBoostConfig, seed: int) -> dict[str, Any]:
-    return {
-        "objective": "multi:softprob",
-        "num_class": N_CLASSES,
-        "eval_metric": ["merror", "mlogloss"],
-        "tree_method": "hist",
-        "max_depth": config.max_depth,
-        "eta": config.learning_rate,
-        "subsample": config.subsample,
-        "colsample_bytree": config.colsample_bytree,
-        "min_child_weight": config.min_child_weight,
-        "alpha": config.reg_alpha,
-        "lambda": config.reg_lambda,
-        "nthread": config.n_jobs,
-        "seed": seed,
-    }
-
-
-def train_xgboost(
-    X_train: np.ndarray,
-    y_train: np.ndarray,
-    X_val: np.ndarray,
-    y_val: np.ndarray,
-    config: XGBoostConfig,
-    seed: int,
-) -> TreeTrainingResult:
-    """Boost up to `config.n_estimators` rounds, stopping early on validation mlogloss.
-
-    The returned Booster keeps the best round's trees. CV folds are refitted from scratch with that
-    fixed number of rounds and no early stopping (a fold's score part never steers its own fit).
-    """
-    start = time.perf_counter()
-    X_train, y_train, X_val, y_val, warnings = _check_inputs(X_train, y_train, X_val, y_val)
-    params = _xgb_params(config, seed)
-    dtrain = xgb.DMatrix(X_train, label=y_train, nthread=config.n_jobs)
-    dval = xgb.DMatrix(X_val, label=y_val, nthread=config.n_jobs)
-    log: dict[str, dict[str, list[float]]] = {}
-    stopper = xgb.callback.EarlyStopping(
-        rounds=config.early_stopping_rounds, metric_name="mlogloss", data_name="val", save_best=True
-    )
-    booster = xgb.train(
-        params,
-        dtrain,
-        num_boost_round=config.n_estimators,
-        evals=[(dtrain, "train"), (dval, "val")],
-        evals_result=log,
-        callbacks=[stopper],
-        verbose_eval=False,
-    )
-    best_round = booster.best_iteration + 1
-    history = [
-        {"round": r, "train_loss": tl, "val_loss": vl, "train_acc": 1.0 - te, "val_acc": 1.0 - ve}
-        for r, tl, vl, te, ve in zip(
-            range(1, len(log["val"]["mlogloss"]) + 1),
-            log["train"]["mlogloss"],
-            log["val"]["mlogloss"],
-            log["train"]["merror"],
-            log["val"]["merror"],
-            strict=True,
-        )
-    ]
-    cv, cv_warnings = _time_series_cv(
-        lambda X, y: xgb.train(params, xgb.DMatrix(X, label=y, nthread=config.n_jobs), best_round),
-        X_train,
-        y_train,
-        config.cross_validation,
-    )
-    return TreeTrainingResult(
-        model_name="XGBoost",
-        model=booster,
-        cv=cv,
-        warnings=warnings + cv_warnings,
-        duration_s=time.perf_counter() - start,
-        history=history,
-        best_round=best_round,
-    )

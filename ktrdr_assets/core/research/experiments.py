@@ -31,20 +31,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ktrdr_assets.core.config.schema import StrategyConfig
 from ktrdr_assets.core.data.splits import TemporalSplits
+from ktrdr_assets.core.models.registry import check_torch_model_type, get_spec
 from ktrdr_assets.core.models.training_runs import train_model
 from ktrdr_assets.core.training.analytics_export import DETAILED_JSON
 from ktrdr_assets.core.training.tracking import NullTracker, Tracker
 from ktrdr_assets.core.util.atomic import write_text_atomic
 from ktrdr_assets.core.util.jsonsafe import dumps
+from ktrdr_assets.core.util.names import check_name
 
 log = logging.getLogger(__name__)
 
 Grid = Literal["learning_rate", "patience", "architecture"]
-TorchModel = Literal["neural_network", "lstm"]
 
 #: Note 000's grids.
 DEFAULT_VALUES: dict[str, tuple[Any, ...]] = {
@@ -53,7 +54,6 @@ DEFAULT_VALUES: dict[str, tuple[Any, ...]] = {
     "architecture": ((32, 16), (64, 32, 16), (128, 64, 32), (256, 128, 64)),
 }
 DEFAULT_SEEDS: tuple[int, ...] = (42, 123, 456)
-SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 
 MARKER = "experiment.json"
 SUMMARY_CSV = "summary.csv"
@@ -98,8 +98,8 @@ class ExperimentSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=SAFE_NAME, description="folder name of the experiment")
-    model_type: TorchModel
+    name: str = Field(description="folder name of the experiment")
+    model_type: str = Field(description="a torch model type of the registry")
     grid: Grid
     values: tuple[Any, ...] = Field(min_length=1)
     seeds: tuple[int, ...] = Field(DEFAULT_SEEDS, min_length=1)
@@ -111,6 +111,16 @@ class ExperimentSpec(BaseModel):
         if isinstance(data, dict) and not data.get("values") and data.get("grid") in DEFAULT_VALUES:
             data = {**data, "values": DEFAULT_VALUES[data["grid"]]}
         return data
+
+    @field_validator("model_type")
+    @classmethod
+    def _torch_model(cls, value: str) -> str:
+        return check_torch_model_type(value)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        return check_name(value, "experiment name")
 
     @model_validator(mode="after")
     def _unique(self) -> ExperimentSpec:
@@ -201,15 +211,15 @@ def variant_strategy(
 
     The merged section is validated now: a StrategyError naming `source` and `models.<type>.<key>`.
     """
-    section = {**getattr(strategy.models, model_type), **override}
+    section = {**strategy.models.sections().get(model_type, {}), **override}
     if epochs is not None:
         section["epochs"] = epochs
-    models = strategy.models.model_copy(update={model_type: section})
+    models = strategy.models.with_section(model_type, section)
     analytics = strategy.analytics.model_copy(
         update={"enabled": True, "export_csv": True, "export_json": True, "export_alerts": True}
     )
     variant = strategy.model_copy(update={"models": models, "seed": seed, "analytics": analytics})
-    variant.models.section(model_type, source)
+    get_spec(model_type).parse_config(variant.models, source)
     return variant
 
 
@@ -342,7 +352,7 @@ def _run_one(
         variant = variant_strategy(
             strategy, spec.model_type, override, seed=run.seed, epochs=spec.epochs, source=source
         )
-        row["max_epochs"] = variant.models.section(spec.model_type).epochs
+        row["max_epochs"] = get_spec(spec.model_type).parse_config(variant.models).epochs
         with tracker_factory(f"{spec.name}/{run.run_id}", tags) as tracker:
             recorder.inner = tracker
             record = train_model(
@@ -371,7 +381,7 @@ def _run_one(
             "best_val_acc": peak_val_accuracy(rows),
             "duration_s": time.perf_counter() - started,
         }
-    result = record["result"]
+    result = record.result
     history = result["history"]
     return {
         **row,

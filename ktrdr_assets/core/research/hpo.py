@@ -35,7 +35,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ktrdr_assets.core.config.schema import StrategyConfig
 from ktrdr_assets.core.data.splits import TemporalSplits
-from ktrdr_assets.core.models.fitters import TORCH_MODEL_TYPES, ModelTrainingError
+from ktrdr_assets.core.models.base import ModelTrainingError
+from ktrdr_assets.core.models.registry import check_torch_model_type
 from ktrdr_assets.core.models.training_runs import train_model
 from ktrdr_assets.core.research.experiments import (
     RecordingTracker,
@@ -106,8 +107,7 @@ class SearchSettings(_Strict):
 
 def suggest_section(trial: optuna.Trial, model_type: str, space: SearchSpace) -> dict[str, Any]:
     """One trial's `models.<model_type>` section (also rebuilds a finished trial's from `FixedTrial`)."""
-    if model_type not in TORCH_MODEL_TYPES:
-        raise ValueError(f"search: model_type must be neural_network or lstm, got {model_type!r}")
+    check_torch_model_type(model_type)
     section: dict[str, Any] = {
         "learning_rate": trial.suggest_float("learning_rate", *space.learning_rate, log=True),
         "batch_size": trial.suggest_categorical("batch_size", list(space.batch_sizes)),
@@ -269,12 +269,12 @@ def run_search(
         finally:
             trial.set_user_attr("epochs_reached", len(tracker.rows))
             trial.set_user_attr("peak_val_acc", peak_val_accuracy(tracker.rows))
-        result = record["result"]
+        result = record.result
         history = result["history"]
         trial.set_user_attr("stop_reason", result.get("stop_reason"))
         trial.set_user_attr("test_acc", history["test_accuracy"])
         trial.set_user_attr("train_val_gap", history["train_val_gap"])
-        trial.set_user_attr("mlflow_run_id", record.get("mlflow_run_id"))
+        trial.set_user_attr("mlflow_run_id", record.mlflow_run_id)
         return float(history["val_accuracy"])
 
     started = time.perf_counter()

@@ -41,7 +41,15 @@ KEY_PARAMS = (
     "focal_gamma",
 )
 
-SINGLE_RUN = """# Training run analysis: {title}
+
+
+def _alerts_then_metrics(heading: str) -> str:
+    """The alerts.txt block, then the metrics.csv table under `heading` (both prompts about one run end so)."""
+    return "```text\n{alerts}\n```\n\n## " + heading + " (metrics.csv{note})\n```csv\n{table}\n```\n"
+
+
+SINGLE_RUN = (
+    """# Training run analysis: {title}
 
 Analyze this model training run. The CSV shows its metrics for each epoch (or boosting round).
 
@@ -52,15 +60,9 @@ Analyze this model training run. The CSV shows its metrics for each epoch (or bo
 {context}
 
 ## Alerts (alerts.txt)
-```text
-{alerts}
-```
-
-## Metrics per epoch (metrics.csv{note})
-```csv
-{table}
-```
-
+"""
+    + _alerts_then_metrics("Metrics per epoch")
+    + """
 ## Questions
 1. Why did training stop when it did?
 2. Was the model learning effectively?
@@ -69,6 +71,7 @@ Analyze this model training run. The CSV shows its metrics for each epoch (or bo
 
 Focus on actionable insights, not just descriptions of the data.
 """
+)
 
 EXPERIMENT_COMPARISON = """# Experiment comparison: {title}
 
@@ -100,7 +103,8 @@ For each configuration, I need:
 Recommend the optimal {experiment_type} value and explain why.
 """
 
-FAILURE_DIAGNOSIS = """# Failure diagnosis: {title}
+FAILURE_DIAGNOSIS = (
+    """# Failure diagnosis: {title}
 
 This training run failed or performed very poorly. Help diagnose the issue.
 
@@ -110,17 +114,12 @@ This training run failed or performed very poorly. Help diagnose the issue.
 - Epochs completed: {epochs_completed} (the maximum was {max_epochs}); stop reason: {stop_reason}
 {context}
 - Alerts generated:
-```text
-{alerts}
-```
-
-## Training data (metrics.csv{note})
-```csv
-{table}
-```
-
+"""
+    + _alerts_then_metrics("Training data")
+    + """
 What went wrong and how to fix it?
 """
+)
 
 
 @dataclass(frozen=True)

@@ -33,12 +33,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
+from ktrdr_assets.core.config.backtest import BacktestConfig
+from ktrdr_assets.core.data.bars import parse_timeframe
 from ktrdr_assets.core.data.signals import Signal
 from ktrdr_assets.core.util.plots import figure_png, new_figure
 
@@ -46,18 +46,6 @@ FX_TRADING_DAYS = 260  # 24 hours x 5 days x 52 weeks
 STOCK_TRADING_DAYS = 252
 STOCK_SESSION = pd.Timedelta(hours=6, minutes=30)  # regular US session 09:30-16:00
 _ZERO_STD = 1e-12  # equal returns computed from prices differ by float noise, not by risk
-
-
-class BacktestConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    cost_per_trade: float = Field(0.0005, ge=0, lt=1, description="fraction per unit of position change")
-    mode: Literal["long_flat", "long_short"] = Field(
-        "long_flat", description="long_flat: flat on SELL; long_short: short on SELL"
-    )
-    hold_on_hold: bool = Field(True, description="HOLD keeps the previous position (False: go flat)")
-    periods_per_year: int | None = Field(None, ge=1, description="None: inferred from the bars' timeframe")
-    risk_free_rate: float = Field(0.0, ge=0, lt=1, description="annual, for Sharpe and Sortino")
 
 
 @dataclass(frozen=True)
@@ -91,6 +79,14 @@ def periods_per_year_for(timeframe: pd.Timedelta | str, trading_days: int | None
         return max(1, round(days * day / tf))
     bars_a_day = day / tf if fx_24h else math.ceil(STOCK_SESSION / tf)
     return round(days * bars_a_day)
+
+
+def periods_per_year_for_market(timeframe: str, market: str) -> int:
+    """Bars per year of a raw file's timeframe (`1h`, `1d`, ...) on the strategy's market calendar:
+    equity 252 sessions of 6.5 h, fx 24 h x 260 days, crypto 24 h x 365 days."""
+    return periods_per_year_for(
+        parse_timeframe(timeframe), trading_days=365 if market == "crypto" else None, fx_24h=market != "equity"
+    )
 
 
 # --------------------------------------------------------------------------- metrics

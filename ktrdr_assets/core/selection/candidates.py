@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ktrdr_assets.core.models.fitters import MODEL_NAMES
+from ktrdr_assets.core.models.registry import get_spec
 
 
 def current_candidates(
@@ -22,7 +22,7 @@ def current_candidates(
     candidates: dict[str, dict[str, Any] | None] = {}
     excluded: dict[str, str] = {}
     for model_type, record in records.items():
-        name = MODEL_NAMES[model_type]
+        name = get_spec(model_type).display_name
         if record is None:
             candidates[name] = None
             excluded[name] = "never materialized"

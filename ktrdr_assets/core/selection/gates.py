@@ -26,6 +26,13 @@ from ktrdr_assets.core.config.models import GatesConfig
 
 _EPS = 1e-9
 
+#: Each gate's rule, as the UI shows it beside the check.
+GATE_RULES: dict[str, str] = {
+    "overfitting_gap": "train accuracy - validation accuracy <= gates.max_gap",
+    "accuracy": "test accuracy >= gates.min_accuracy and above the test set's majority-class baseline",
+    "stability": "|validation accuracy - test accuracy| <= gates.max_val_test_diff",
+}
+
 
 @dataclass(frozen=True)
 class GateResult:
@@ -93,18 +100,16 @@ def read_accuracies(result: Mapping[str, Any]) -> Accuracies:
     )
 
 
-def _gap_gate(acc: Accuracies, gates: GatesConfig) -> GateResult:
-    gap = acc.train_val_gap
-    passed = gap <= gates.max_gap + _EPS
+def _at_most(name: str, what: str, value: float, limit: float) -> GateResult:
+    """A gate passed when `value` is at most `limit`."""
+    passed = value <= limit + _EPS
     sign = "<=" if passed else ">"
-    return GateResult(
-        name="overfitting_gap",
-        passed=passed,
-        value=gap,
-        threshold=gates.max_gap,
-        baseline=None,
-        description=f"train-val gap {gap:.3f} {sign} max {gates.max_gap:.3f}",
-    )
+    description = f"{what} {value:.3f} {sign} max {limit:.3f}"
+    return GateResult(name=name, passed=passed, value=value, threshold=limit, baseline=None, description=description)
+
+
+def _gap_gate(acc: Accuracies, gates: GatesConfig) -> GateResult:
+    return _at_most("overfitting_gap", "train-val gap", acc.train_val_gap, gates.max_gap)
 
 
 def _accuracy_gate(acc: Accuracies, gates: GatesConfig) -> GateResult:
@@ -131,17 +136,7 @@ def _accuracy_gate(acc: Accuracies, gates: GatesConfig) -> GateResult:
 
 
 def _stability_gate(acc: Accuracies, gates: GatesConfig) -> GateResult:
-    diff = abs(acc.val - acc.test)
-    passed = diff <= gates.max_val_test_diff + _EPS
-    sign = "<=" if passed else ">"
-    return GateResult(
-        name="stability",
-        passed=passed,
-        value=diff,
-        threshold=gates.max_val_test_diff,
-        baseline=None,
-        description=f"|val - test| accuracy {diff:.3f} {sign} max {gates.max_val_test_diff:.3f}",
-    )
+    return _at_most("stability", "|val - test| accuracy", abs(acc.val - acc.test), gates.max_val_test_diff)
 
 
 def evaluate_gates(result: Mapping[str, Any], gates: GatesConfig) -> list[GateResult]:

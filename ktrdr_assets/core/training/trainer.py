@@ -148,10 +148,7 @@ def train_torch_model(
     device = resolve_device(config.device)
     X_train, y_train = _as_tensors(train, f"{label}: train")
     X_val, y_val = _as_tensors(validation, f"{label}: validation")
-    seed_everything(seed)
-    for module in model.modules():
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
+    _reset(model, seed)
     model.to(device)
     X_train, y_train, train_on_device = _place(train, X_train, y_train, device)
     X_val, y_val, _ = _place(validation, X_val, y_val, device)
@@ -183,37 +180,22 @@ def train_torch_model(
     for epoch in range(1, config.epochs + 1):
         if collector is not None:
             collector.start_epoch()  # parameter snapshot, outside the epoch's timing
-        epoch_start = time.perf_counter()
-        learning_rate = runner.optimizer.param_groups[0]["lr"]
-        order = torch.randperm(len(y_train), generator=generator)
-        train_stats = runner.train_epoch(X_train, y_train, order.to(device) if train_on_device else order, bounds)
-        val_logits, val_stats = runner.validate(X_val, y_val)
-        train_loss, train_acc, grad_max, val_loss, val_acc = torch.cat([train_stats, val_stats]).tolist()
-        row: dict[str, Any] = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "val_loss": val_loss,
-            "train_acc": train_acc,
-            "val_acc": val_acc,
-            "learning_rate": learning_rate,
-            "early_stopping_triggered": False,
-            "batch_count": len(bounds),
-            "total_samples_processed": len(y_train),
-            "epoch_duration_seconds": time.perf_counter() - epoch_start,
-            "gradient_total_norm_max": grad_max,
-        }
+        row, val_logits = _train_and_validate(
+            runner, epoch, (X_train, y_train, train_on_device), (X_val, y_val), generator, bounds
+        )
         stop = monitor.check_epoch(
             epoch=epoch,
-            train_loss=train_loss,
-            val_loss=val_loss,
-            train_acc=train_acc,
-            val_acc=val_acc,
-            grad_norm_max=grad_max,
+            train_loss=row["train_loss"],
+            val_loss=row["val_loss"],
+            train_acc=row["train_acc"],
+            val_acc=row["val_acc"],
+            grad_norm_max=row["gradient_total_norm_max"],
             elapsed_seconds=time.perf_counter() - started,
         )
         if stop != "nan_loss":
-            scheduler.step(val_loss)
-            if stopper.step(epoch, val_loss):
+            scheduler.step(row["val_loss"])
+            if stopper.step(epoch, row["val_loss"]):
+                # A deep copy: state_dict() returns references that the next optimizer step overwrites.
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             if stop is None and stopper.should_stop:
                 stop = "early_stopping"
@@ -249,18 +231,101 @@ def train_torch_model(
         monitor_alerts=monitor.alerts,
     )
     if collector is not None:
-        result.analytics_alerts = evaluate_alerts(history, analytics)
-        if analytics_dir is not None:
-            document = _detailed_document(result, config, analytics, run_info, seed, started_at, detailed)
-            result.analytics_files = export_run(
-                Path(analytics_dir),
-                export_csv=analytics.export_csv,
-                export_json=analytics.export_json,
-                export_alerts=analytics.export_alerts,
-                rows=history,
-                document=document,
-            )
+        _export_analytics(result, config, analytics, run_info, seed, started_at, detailed, analytics_dir)
     return result
+
+
+def _reset(model: nn.Module, seed: int) -> None:
+    """Seed every generator and re-initialise the parameters from the seed."""
+    seed_everything(seed)
+    for module in model.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+
+
+def _train_and_validate(
+    runner: _EpochRunner,
+    epoch: int,
+    train: tuple[torch.Tensor, torch.Tensor, bool],
+    validation: tuple[torch.Tensor, torch.Tensor],
+    generator: torch.Generator,
+    bounds: list[tuple[int, int]],
+) -> tuple[dict[str, Any], torch.Tensor]:
+    """One epoch: (its history row, the validation logits). The duration covers shuffling, training and
+    validation. `train` is (X, y, whether they are on the device already)."""
+    X_train, y_train, on_device = train
+    X_val, y_val = validation
+    epoch_start = time.perf_counter()
+    learning_rate = runner.optimizer.param_groups[0]["lr"]
+    order = torch.randperm(len(y_train), generator=generator)
+    order = order.to(runner.device) if on_device else order
+    train_stats = runner.train_epoch(X_train, y_train, order, bounds)
+    val_logits, val_stats = runner.validate(X_val, y_val)
+    train_loss, train_acc, grad_max, val_loss, val_acc = torch.cat([train_stats, val_stats]).tolist()
+    row = {
+        "epoch": epoch,
+        "train_loss": train_loss,
+        "val_loss": val_loss,
+        "train_acc": train_acc,
+        "val_acc": val_acc,
+        "learning_rate": learning_rate,
+        "early_stopping_triggered": False,
+        "batch_count": len(bounds),
+        "total_samples_processed": len(y_train),
+        "epoch_duration_seconds": time.perf_counter() - epoch_start,
+        "gradient_total_norm_max": grad_max,
+    }
+    return row, val_logits
+
+
+def _export_analytics(
+    result: TorchTrainingResult,
+    config: TorchTrainingConfig,
+    analytics: AnalyticsConfig,
+    run_info: dict[str, Any],
+    seed: int,
+    started_at: datetime,
+    epochs: list[dict[str, Any]],
+    analytics_dir: Path | None,
+) -> None:
+    """The alerts of the finished run, and its analytics files when a folder is given: metrics.csv,
+    alerts.txt and detailed_metrics.json (note 000's structure, plus the monitor's alerts)."""
+    result.analytics_alerts = evaluate_alerts(result.history, analytics)
+    if analytics_dir is None:
+        return
+    training_config = config.model_dump(mode="json")
+    config_hash = hashlib.sha256(json.dumps(training_config, sort_keys=True).encode()).hexdigest()
+    document = {
+        "run_metadata": {
+            **run_info,
+            "model_class": type(result.model).__name__,
+            "n_parameters": sum(p.numel() for p in result.model.parameters()),
+            "seed": seed,
+            "device": result.device,
+            "device_name": result.device_name,
+            "mixed_precision": result.mixed_precision,
+            "start_time": started_at,
+            "end_time": datetime.now(UTC),
+            "total_epochs": len(result.history),
+            "stopping_reason": result.stop_reason,
+            "status": result.status,
+            "error": result.error,
+            "config_hash": config_hash,
+        },
+        "training_config": {**training_config, "analytics": analytics.model_dump(mode="json")},
+        "epoch_metrics": epochs,
+        "alerts": result.analytics_alerts,
+        "monitor_alerts": result.monitor_alerts,
+        "final_analysis": final_analysis(result.history, epochs, result.stop_reason, result.best_epoch),
+    }
+    result.analytics_files = export_run(
+        Path(analytics_dir),
+        export_csv=analytics.export_csv,
+        export_json=analytics.export_json,
+        export_alerts=analytics.export_alerts,
+        rows=result.history,
+        document=document,
+    )
 
 
 @dataclass
@@ -338,43 +403,6 @@ class _EpochRunner:
             loss = self.criterion(logits, y)
             accuracy = (logits.argmax(dim=1) == y).float().mean()
         return logits, torch.stack([loss, accuracy])
-
-
-def _detailed_document(
-    result: TorchTrainingResult,
-    config: TorchTrainingConfig,
-    analytics: AnalyticsConfig,
-    run_info: dict[str, Any],
-    seed: int,
-    started_at: datetime,
-    epochs: list[dict[str, Any]],
-) -> dict[str, Any]:
-    """detailed_metrics.json of a finished run (note 000's structure, plus the monitor's alerts)."""
-    training_config = config.model_dump(mode="json")
-    config_hash = hashlib.sha256(json.dumps(training_config, sort_keys=True).encode()).hexdigest()
-    return {
-        "run_metadata": {
-            **run_info,
-            "model_class": type(result.model).__name__,
-            "n_parameters": sum(p.numel() for p in result.model.parameters()),
-            "seed": seed,
-            "device": result.device,
-            "device_name": result.device_name,
-            "mixed_precision": result.mixed_precision,
-            "start_time": started_at,
-            "end_time": datetime.now(UTC),
-            "total_epochs": len(result.history),
-            "stopping_reason": result.stop_reason,
-            "status": result.status,
-            "error": result.error,
-            "config_hash": config_hash,
-        },
-        "training_config": {**training_config, "analytics": analytics.model_dump(mode="json")},
-        "epoch_metrics": epochs,
-        "alerts": result.analytics_alerts,
-        "monitor_alerts": result.monitor_alerts,
-        "final_analysis": final_analysis(result.history, epochs, result.stop_reason, result.best_epoch),
-    }
 
 
 def _as_tensors(data: TrainData, name: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from ktrdr_assets.core.config.models import CrossValidationConfig, RandomForestConfig
+from ktrdr_assets.core.config.models import CrossValidationConfig
 from ktrdr_assets.core.models.importance import permutation_feature_importance
-from ktrdr_assets.core.models.tree_models import train_random_forest
+from ktrdr_assets.core.models.random_forest import RandomForestConfig, train_random_forest
 
 NAMES = ["noise_a", "signal", "noise_b"]
 

@@ -9,7 +9,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FunctionTransformer
 
-from ktrdr_assets.core.config.models import CrossValidationConfig, RandomForestConfig, XGBoostConfig
+from ktrdr_assets.core.config.models import CrossValidationConfig
 from ktrdr_assets.core.models.persistence import (
     load_random_forest,
     load_torch_state,
@@ -19,7 +19,9 @@ from ktrdr_assets.core.models.persistence import (
     save_torch_state,
     save_xgboost,
 )
-from ktrdr_assets.core.models.tree_models import train_random_forest, train_xgboost, tree_predict_proba
+from ktrdr_assets.core.models.random_forest import RandomForestConfig, train_random_forest
+from ktrdr_assets.core.models.tree_models import tree_predict_proba
+from ktrdr_assets.core.models.xgboost_booster import XGBoostConfig, train_xgboost
 
 CV = CrossValidationConfig(folds=2)
 

@@ -12,6 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from ktrdr_assets.core.config.errors import StrategyError
+from ktrdr_assets.core.models.registry import get_spec
 from ktrdr_assets.core.research.experiments import (
     AGGREGATE_CSV,
     MARKER,
@@ -143,8 +144,8 @@ def test_spec_defaults_and_validation() -> None:
         ({"values": [0.001, 1e-3]}, "values must be unique as folder names, repeated: ['0.001']"),
         ({"values": ["a/b", "a_b"]}, "values must be unique as folder names, repeated: ['a_b']"),
         ({"seeds": [1, 1]}, "seeds must be unique, got [1, 1]"),
-        ({"name": "../up"}, "String should match pattern"),
-        ({"model_type": "random_forest"}, "Input should be 'neural_network' or 'lstm'"),
+        ({"name": "../up"}, "experiment name '../up': use 1-100 letters, digits or '._-'"),
+        ({"model_type": "random_forest"}, "model type 'random_forest' is not a torch model type"),
         ({"epochs": 0}, "Input should be greater than or equal to 1"),
     ]
     for change, message in cases:
@@ -175,7 +176,7 @@ def test_variant_strategy_sets_section_seed_epochs_and_analytics(msft_inputs: In
     off = msft_inputs.strategy.analytics.model_copy(update={"enabled": False})
     base = msft_inputs.strategy.model_copy(update={"analytics": off})
     variant = variant_strategy(base, "neural_network", {"learning_rate": 0.02}, seed=9, epochs=4)
-    section = variant.models.section("neural_network")
+    section = get_spec("neural_network").parse_config(variant.models)
     assert (section.learning_rate, section.epochs, section.batch_size) == (0.02, 4, 256)  # batch size kept
     assert variant.seed == 9 and variant.analytics.enabled
     assert base.models.neural_network.get("learning_rate") is None  # the original is untouched

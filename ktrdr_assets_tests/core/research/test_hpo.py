@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from ktrdr_assets.core.config.loader import parse_strategy
 from ktrdr_assets.core.config.schema import _deep_merge
+from ktrdr_assets.core.models.registry import get_spec
 from ktrdr_assets.core.research.experiments import variant_strategy
 from ktrdr_assets.core.research.hpo import (
     PruningTracker,
@@ -83,7 +84,7 @@ def test_suggested_sections_known_answer() -> None:
     lstm = suggest_section(optuna.trial.FixedTrial(lstm_params), "lstm", SearchSpace())
     assert (lstm["hidden_size"], lstm["num_layers"], lstm["loss"]) == (128, 1, "weighted_ce")
     assert "focal_gamma" not in lstm and "hidden_layers" not in lstm
-    with pytest.raises(ValueError, match="search: model_type must be neural_network or lstm, got 'xgboost'"):
+    with pytest.raises(ValueError, match="model type 'xgboost' is not a torch model type"):
         suggest_section(optuna.trial.FixedTrial(FIXED_NN), "xgboost", SearchSpace())
 
 
@@ -94,7 +95,8 @@ def test_every_sampled_section_is_a_valid_model_config(msft_inputs: Inputs) -> N
         for _ in range(25):
             trial = study.ask()
             section = suggest_section(trial, model_type, space)
-            config = variant_strategy(msft_inputs.strategy, model_type, section, seed=1).models.section(model_type)
+            variant = variant_strategy(msft_inputs.strategy, model_type, section, seed=1)
+            config = get_spec(model_type).parse_config(variant.models)
             assert space.learning_rate[0] <= config.learning_rate <= space.learning_rate[1]
             assert config.batch_size in space.batch_sizes and 0.1 <= config.dropout <= 0.5
             widths = config.hidden_layers if model_type == "neural_network" else (config.hidden_size,)
@@ -200,7 +202,7 @@ def test_an_interrupted_study_resumes_in_sqlite(msft_inputs: Inputs, tmp_path: P
     override = yaml.safe_load(paths["override_yaml"].read_text())
     assert list(override) == ["models"] and list(override["models"]) == ["neural_network"]
     merged = parse_strategy(_deep_merge(yaml.safe_load(SHIPPED_STRATEGY.read_text()), override), "merged")
-    config = merged.models.section("neural_network")
+    config = get_spec("neural_network").parse_config(merged.models)
     best = study.best_trial
     assert config.learning_rate == pytest.approx(best.params["learning_rate"])
     assert config.dropout == pytest.approx(best.params["dropout"])

@@ -3,7 +3,8 @@ import json
 import pytest
 
 from ktrdr_assets.core.config.models import GatesConfig
-from ktrdr_assets.core.selection.selector import build_manifest, merge_manifest_entry, merge_selections, select_model
+from ktrdr_assets.core.selection.manifest import build_manifest, merge_manifest_entry, merge_selections
+from ktrdr_assets.core.selection.selector import select_model
 
 GATES = GatesConfig()  # max_gap 0.20, min_accuracy 0.55, max_val_test_diff 0.05, gap_penalty 0.5
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from ktrdr_assets.core.config.models import AnalyticsConfig, LSTMConfig, NeuralNetworkConfig
-from ktrdr_assets.core.models.torch_nets import LSTMClassifier, MLPClassifier
+from ktrdr_assets.core.config.models import AnalyticsConfig
+from ktrdr_assets.core.models.lstm import LSTMClassifier, LSTMConfig
+from ktrdr_assets.core.models.neural_network import MLPClassifier, NeuralNetworkConfig
 from ktrdr_assets.core.training import analytics as analytics_module
 from ktrdr_assets.core.training.analytics_export import METRICS_COLUMNS
 from ktrdr_assets.core.training.trainer import resolve_device, train_torch_model

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ktrdr_assets.core.config.models import LSTMConfig, NeuralNetworkConfig
-from ktrdr_assets.core.models.torch_nets import LSTMClassifier, MLPClassifier
+from ktrdr_assets.core.models.lstm import LSTMClassifier, LSTMConfig
+from ktrdr_assets.core.models.neural_network import MLPClassifier, NeuralNetworkConfig
 from ktrdr_assets.core.training.losses import FocalLoss, build_loss, class_weights
 
 
