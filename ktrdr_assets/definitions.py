@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ktrdr_assets.assets import data, models, selection
+from ktrdr_assets.assets import data, models, raw_files, selection
 from ktrdr_assets.io import WarehouseIOManager
 from ktrdr_assets.jobs.research import experiment_jobs, weekly_cleanup
 from ktrdr_assets.jobs.retraining import jobs, schedules, sensors
 from ktrdr_assets.resources import MlflowTracking, StrategyResource
+from ktrdr_assets.symbol_registry import register_at_load
 
 defs = dg.Definitions(
-    assets=[*dg.load_assets_from_modules([data]), *models.build_model_assets(), *selection.build_selection_assets()],
+    assets=[
+        raw_files.raw_bar_files,
+        *dg.load_assets_from_modules([data]),
+        *models.build_model_assets(),
+        *selection.build_selection_assets(),
+    ],
+    asset_checks=[raw_files.raw_files_valid],
     jobs=[*jobs, *experiment_jobs],
     schedules=[*schedules, weekly_cleanup],
     sensors=sensors,
@@ -23,3 +30,7 @@ defs = dg.Definitions(
     # One symbol's steps run in one process: no per-step interpreter start-up and code-location import.
     executor=dg.in_process_executor,
 )
+
+# Symbols are dynamic partitions: register the raw files present now, so a file dropped a second ago is a
+# partition for this process (`dagster asset materialize --partition X`) and for a reloaded code location.
+register_at_load()

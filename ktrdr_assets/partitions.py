@@ -1,7 +1,9 @@
 """Symbol partitions: one per raw bar file `data/raw/{SYMBOL}_{TIMEFRAME}.csv|.parquet`.
 
-Symbols are discovered when the definitions load, so dropping a new file into `data/raw/` makes a
-new partition without code changes. Partition keys are validated before any path is built from them.
+The partitions are dynamic (`DynamicPartitionsDefinition`, stored in the Dagster instance): a file
+dropped into `data/raw/` becomes a partition with no reload, registered by the raw-data sensor, by
+`ktrdr-run` and when the definitions load (`ktrdr_assets/symbol_registry.py`). Partition keys are
+validated before any path is built from them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ from ktrdr_assets.core.data.bars import BarsError, parse_raw_filename
 from ktrdr_assets.core.util.names import PartitionKeyError, validate_symbol
 from ktrdr_assets.paths import raw_dir
 
-__all__ = ["PartitionKeyError", "RawSource", "discover_sources", "source_for", "symbol_partitions", "validate_symbol"]
+__all__ = [
+    "SYMBOL_PARTITIONS",
+    "PartitionKeyError",
+    "RawSource",
+    "discover_sources",
+    "source_for",
+    "symbol_partitions",
+    "validate_symbol",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +76,9 @@ def source_for(symbol: str) -> RawSource:
     return sources[symbol]
 
 
-symbol_partitions = dg.StaticPartitionsDefinition(sorted(discover_sources()))
+#: The instance's registry of symbols (one partition per raw file); see ktrdr_assets/symbol_registry.py.
+SYMBOL_PARTITIONS = "symbol"
+symbol_partitions = dg.DynamicPartitionsDefinition(name=SYMBOL_PARTITIONS)
 
 # Per-partition check specs (every check result belongs to its symbol) are a Dagster preview feature.
 warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*", category=dg.PreviewWarning)

@@ -65,10 +65,14 @@ def module_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 
 @pytest.fixture(scope="module")
 def instance() -> Iterator[dg.DagsterInstance]:
-    """A Dagster instance of this module's own (runs, sensor cursors), kept for all of its tests."""
+    """A Dagster instance of this module's own (runs, sensor cursors, the symbol partitions of the session's
+    raw files), kept for all of its tests."""
     import dagster as dg
 
+    from ktrdr_assets.symbol_registry import register_symbols
+
     with dg.instance_for_test() as inst:
+        register_symbols(inst)  # the session's raw files are its symbol partitions
         yield inst
 
 

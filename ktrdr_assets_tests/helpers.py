@@ -80,15 +80,20 @@ def run_job(
     instance: dg.DagsterInstance | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Execute `job` (only `assets` of it when given) for one partition in this process with `strategy`, never
-    raising on a failed step; in a fresh ephemeral instance unless `instance` is given."""
+    raising on a failed step; in a fresh ephemeral instance unless `instance` is given. The partition is
+    registered in the instance first (symbols are dynamic partitions)."""
     import dagster as dg
 
     from ktrdr_assets.definitions import defs
+    from ktrdr_assets.symbol_registry import register_symbols
 
+    instance = dg.DagsterInstance.ephemeral() if instance is None else instance
+    if partition is not None:
+        register_symbols(instance, [partition])
     return defs.resolve_job_def(job).execute_in_process(
         partition_key=partition,
         run_config=strategy_run_config(strategy),
-        instance=dg.DagsterInstance.ephemeral() if instance is None else instance,
+        instance=instance,
         asset_selection=[dg.AssetKey(a) for a in assets] if assets else None,
         raise_on_error=False,
     )

@@ -44,8 +44,9 @@ UNSAFE_KEYS = [
 
 
 # --------------------------------------------------------------------------- partition keys
-def test_partitions_are_the_raw_files() -> None:
-    assert symbol_partitions.get_partition_keys() == ["AAPL", "EURUSD", "MSFT"]
+def test_partitions_are_the_raw_files(instance: dg.DagsterInstance) -> None:
+    """Dynamic partitions: the raw files registered in the instance (here by the `instance` fixture)."""
+    assert symbol_partitions.get_partition_keys(dynamic_partitions_store=instance) == ["AAPL", "EURUSD", "MSFT"]
 
 
 @pytest.mark.parametrize("key", ["EURUSD", "BRK.B", "ES-F_1", "x" * 64])

@@ -16,6 +16,7 @@ from ktrdr_assets.core.models.spec import ModelSpec
 from ktrdr_assets.core.models.training_runs import train_model
 from ktrdr_assets.core.research.llm_reports import write_run_prompt
 from ktrdr_assets.core.selection.gates import GATE_RULES, evaluate_gates
+from ktrdr_assets.deployment import gpu_op_tags
 from ktrdr_assets.metadata import json_value, md_table, png_md
 from ktrdr_assets.partitions import symbol_partitions
 from ktrdr_assets.paths import warehouse_dir
@@ -89,6 +90,8 @@ def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         partitions_def=symbol_partitions,
         group_name="models",
         pool=GPU_POOL if spec.is_torch else None,
+        # Under k8s_job_executor a torch step is its own pod with one GPU, on a GPU node (deployment.py).
+        op_tags=gpu_op_tags() if spec.is_torch else None,
         kinds={spec.kind},
         check_specs=checks,
         description=f"{spec.description or spec.display_name}: evaluated on validation and test, saved with "

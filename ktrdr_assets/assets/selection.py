@@ -12,6 +12,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from ktrdr_assets.assets.manifest_inputs import MANIFEST_POOL, manifest_path, rebuild_deployment_manifest
 from ktrdr_assets.core.config.errors import StrategyError
 from ktrdr_assets.core.data.signals import Signal
 from ktrdr_assets.core.data.splits import LABEL, TemporalSplits
@@ -21,7 +22,6 @@ from ktrdr_assets.core.models.run_folder import RunFolder
 from ktrdr_assets.core.models.training_runs import config_fingerprint, splits_fingerprint
 from ktrdr_assets.core.selection.backtest import periods_per_year_for_market, plot_equity, run_backtest
 from ktrdr_assets.core.selection.candidates import current_candidates
-from ktrdr_assets.core.selection.manifest import build_manifest, merge_selections
 from ktrdr_assets.core.selection.selector import select_model
 from ktrdr_assets.core.selection.thresholds import apply_decision_threshold, optimize_decision_margin
 from ktrdr_assets.core.util.plots import comparison_png
@@ -182,23 +182,23 @@ def backtest(
         )
     ],
     description="One manifest across all symbols (note 002's schema), rebuilt from every symbol's latest "
-    "selection; a symbol whose new selection failed keeps its last good entry, marked stale.",
+    "selection; a symbol whose new selection failed keeps its last good entry, marked stale; a symbol whose "
+    "raw file is gone moves to `retired`.",
+    # Rebuilds are serialized (a lost update otherwise): this pool (limit 1) across runs, a file lock inside.
+    pool=MANIFEST_POOL,
 )
 def deployment_manifest(context: dg.AssetExecutionContext, strategy: StrategyResource):
-    gates = strategy.load().gates
-    selections = {}
-    for symbol in symbol_partitions.get_partition_keys():
-        selection = read_asset_if_present("model_selection", symbol)
-        if selection is not None:
-            selections[symbol] = selection
-    previous = read_asset_if_present(context.asset_key.to_user_string(), None)
-    manifest = build_manifest(merge_selections(previous, selections), gates)
+    # Written by the rebuild itself, under its lock (not by the IO manager, after the lock is released).
+    manifest = rebuild_deployment_manifest(strategy.load())
     rows = []
     for symbol, entry in manifest["selections"].items():
         note = "stale: last good kept" if entry.get("stale") else entry.get("action", "") or entry.get("reason", "")
         rows.append((symbol, entry.get("selected_model"), entry.get("test_accuracy"), entry.get("train_val_gap"), note))
     table = md_table(["symbol", "selected", "test acc", "gap", "note"], rows, align="llrrl")
-    yield dg.Output(manifest, metadata={"selections": table, **manifest["summary"]})
+    metadata = {"selections": table, "path": dg.MetadataValue.path(str(manifest_path())), **manifest["summary"]}
+    if manifest["retired"]:
+        metadata["retired"] = json_value({s: e["retired_at"] for s, e in manifest["retired"].items()})
+    yield dg.MaterializeResult(metadata=metadata)
     missing = sorted(s for s, e in manifest["selections"].items() if not e.get("selected_model"))
     yield dg.AssetCheckResult(
         check_name="every_symbol_deployable",

@@ -33,11 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     from ktrdr_assets.io import read_asset
     from ktrdr_assets.jobs.retraining import SYMBOL_JOB
     from ktrdr_assets.resources import StrategyResource
+    from ktrdr_assets.symbol_registry import register_symbols
 
     job = defs.resolve_job_def(SYMBOL_JOB)
     header = ["symbol", "model", "train s", "gap", "test acc", "majority baseline", "gates passed", "selected"]
     rows, walls = [], []
     with dg.DagsterInstance.get() as instance:
+        register_symbols(instance, args.symbols)
         for symbol in args.symbols:
             started = time.perf_counter()
             job.execute_in_process(partition_key=symbol, instance=instance, raise_on_error=False)

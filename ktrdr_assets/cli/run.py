@@ -1,7 +1,8 @@
 """`ktrdr-run`: materialize the whole graph for one symbol in this process and say where results are.
 
-The run is recorded in the Dagster instance under DAGSTER_HOME (default: the project's dagster_home/),
-so it shows in `dagster dev` like a run launched from the UI.
+The run is recorded in the Dagster instance under DAGSTER_HOME (default: the project's dagster_home/, or
+dagster_home/postgres/ with KTRDR_PROFILE=postgres), so it shows in `dagster dev` like a run launched from
+the UI. The symbol is registered as a partition first: a raw file dropped a second ago runs.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import os
 import sys
 
-from ktrdr_assets.paths import PROJECT_ROOT, warehouse_dir
+from ktrdr_assets.paths import dagster_home, warehouse_dir
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -22,13 +23,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / "dagster_home"))
+    os.environ.setdefault("DAGSTER_HOME", str(dagster_home()))  # the KTRDR_PROFILE's folder by default
 
     import dagster as dg
 
     from ktrdr_assets.definitions import defs
     from ktrdr_assets.jobs.retraining import MANIFEST_JOB, SELECT_JOB, SYMBOL_JOB
     from ktrdr_assets.partitions import PartitionKeyError, discover_sources, validate_symbol
+    from ktrdr_assets.symbol_registry import register_symbols
 
     try:
         validate_symbol(args.symbol)
@@ -42,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.strategy:
         run_config = {"resources": {"strategy": {"config": {"path": args.strategy}}}}
     with dg.DagsterInstance.get() as instance:
+        register_symbols(instance, [args.symbol])  # a file dropped a second ago is a partition now
         result = _execute(defs, SYMBOL_JOB, instance, run_config, args.symbol)
         done = {e.asset_key.to_user_string() for e in _materializations(result)}
         if not result.success and "temporal_splits" in done and "model_selection" not in done:

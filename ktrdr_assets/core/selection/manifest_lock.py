@@ -1,0 +1,95 @@
+"""Serialized manifest rebuilds: read the previous manifest and every symbol's newest selection, merge,
+write, all under one exclusive lock.
+
+A rebuild is read-everything-then-write. Two rebuilds that overlap (two symbol runs finishing together)
+could otherwise write an older view last and drop the newer selection (a lost update). Under the lock the
+second rebuild starts reading only after the first has written, so the last manifest written always holds
+each symbol's newest selection. The lock is an advisory `flock` on a file beside the manifest, so it holds
+across threads, processes and any machine that mounts the warehouse (a shared volume); Dagster's
+`manifest` concurrency pool (limit 1) serializes the rebuild steps of concurrent runs as well.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ktrdr_assets.core.config.models import GatesConfig
+from ktrdr_assets.core.selection.manifest import next_manifest
+from ktrdr_assets.core.util.atomic import write_text_atomic
+from ktrdr_assets.core.util.jsonsafe import dumps
+
+DEFAULT_TIMEOUT_S = 600.0
+
+
+class ManifestLockTimeout(TimeoutError):
+    """Another rebuild held the manifest lock for longer than the timeout."""
+
+
+def lock_path(manifest_path: Path) -> Path:
+    """The lock file of a manifest: a hidden sibling (`.all.json.lock`), never read as a document."""
+    return manifest_path.with_name(f".{manifest_path.name}.lock")
+
+
+@contextmanager
+def file_lock(path: Path, timeout_s: float = DEFAULT_TIMEOUT_S, poll_s: float = 0.05) -> Iterator[None]:
+    """An exclusive advisory lock on `path` (created if missing) for the block; ManifestLockTimeout after
+    `timeout_s` seconds of waiting. Released when the block ends or the process dies."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise ManifestLockTimeout(
+                        f"another manifest rebuild has held {path} for more than {timeout_s:g} s"
+                    ) from None
+                time.sleep(poll_s)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@dataclass(frozen=True)
+class ManifestInputs:
+    """What a rebuild reads, inside the lock: the active symbols (a raw file present), the newest selection
+    of each (with its own `selection_criteria`) and when each was made."""
+
+    active: frozenset[str]
+    selections: Mapping[str, Mapping[str, Any]]
+    attempted_at: Mapping[str, str] = field(default_factory=dict)
+
+
+def rebuild_manifest(
+    path: Path,
+    read_inputs: Callable[[], ManifestInputs],
+    gates: GatesConfig,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    timestamp: str | None = None,
+) -> dict[str, Any]:
+    """Under the lock: read the previous manifest at `path`, call `read_inputs()`, write the next manifest
+    atomically; return it."""
+    with file_lock(lock_path(path), timeout_s):
+        previous = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+        inputs = read_inputs()
+        manifest = next_manifest(
+            previous,
+            inputs.selections,
+            gates,
+            active=inputs.active,
+            attempted_at=inputs.attempted_at,
+            timestamp=timestamp,
+        )
+        write_text_atomic(path, dumps(manifest))
+    return manifest
