@@ -99,6 +99,18 @@ def run_job(
     )
 
 
+def apply_partition_requests(instance: dg.DagsterInstance, result: dg.SensorResult) -> None:
+    """Apply a sensor result's dynamic partition requests to `instance`, as the sensor daemon does."""
+    import dagster as dg
+
+    for request in result.dynamic_partitions_requests or []:
+        if isinstance(request, dg.AddDynamicPartitionsRequest):
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        else:
+            for key in request.partition_keys:
+                instance.delete_dynamic_partition(request.partitions_def_name, key)
+
+
 def step_errors(result: dg.ExecuteInProcessResult) -> dict[str, str]:
     """{failed step: the user code's error as `ExceptionClass: message`}, unwrapped from Dagster's."""
     out = {}

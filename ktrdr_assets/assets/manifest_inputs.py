@@ -2,7 +2,8 @@
 
 The active symbols are the raw files present (a symbol whose file was removed is retired); each one's
 newest selection is its `model_selection` file, made when that file was written (its modification time:
-the attempt's time, unchanged by later rebuilds), judged by its own symbol's gates.
+the attempt's time, unchanged by later rebuilds), with the gates it was judged by (`selection_criteria`,
+recorded by `model_selection`; the symbol's gates in the current strategy for a selection stored before).
 """
 
 from __future__ import annotations
@@ -48,11 +49,22 @@ def read_manifest_inputs(config: StrategyConfig, root: Path | None = None) -> Ma
             attempted_at[symbol] = _file_time(path)
         except FileNotFoundError:
             continue
-        criteria = selection_criteria(config.for_symbol(symbol).gates)
-        selections[symbol] = {**selection, "selection_criteria": criteria}
+        if "selection_criteria" not in selection:  # a selection stored before they were recorded in it
+            selection["selection_criteria"] = selection_criteria(config.for_symbol(symbol).gates)
+        selections[symbol] = selection
     return ManifestInputs(active=active, selections=selections, attempted_at=attempted_at)
+
+
+def manifest_lock_path(root: Path | None = None) -> Path:
+    """The rebuilds' lock file, outside the asset's folder (which holds only the manifest)."""
+    return (root or warehouse_dir()) / ".locks" / "deployment_manifest.lock"
 
 
 def rebuild_deployment_manifest(config: StrategyConfig, root: Path | None = None) -> dict[str, Any]:
     """Rebuild `deployment_manifest/all.json` from every active symbol's newest selection, serialized."""
-    return rebuild_manifest(manifest_path(root), lambda: read_manifest_inputs(config, root), config.gates)
+    return rebuild_manifest(
+        manifest_path(root),
+        lambda: read_manifest_inputs(config, root),
+        config.gates,
+        lock=manifest_lock_path(root),
+    )

@@ -22,6 +22,7 @@ from ktrdr_assets.core.models.run_folder import RunFolder
 from ktrdr_assets.core.models.training_runs import config_fingerprint, splits_fingerprint
 from ktrdr_assets.core.selection.backtest import periods_per_year_for_market, plot_equity, run_backtest
 from ktrdr_assets.core.selection.candidates import current_candidates
+from ktrdr_assets.core.selection.manifest import selection_criteria
 from ktrdr_assets.core.selection.selector import select_model
 from ktrdr_assets.core.selection.thresholds import apply_decision_threshold, optimize_decision_margin
 from ktrdr_assets.core.util.plots import comparison_png
@@ -103,6 +104,7 @@ def model_selection(
         records, splits_fingerprint(temporal_splits), _config_fingerprints(strategy, symbol)
     )
     selection = select_model(symbol, candidates, config.gates)
+    selection["selection_criteria"] = selection_criteria(config.gates)  # this symbol's own gates, for the manifest
     for name, reason in excluded.items():
         selection["rejected"][name] = [f"not a candidate: {reason}"]
     chosen = selection["selected_model"]

@@ -219,6 +219,7 @@ def test_manifest_is_written_atomically_in_note_002_schema(msft: Scenario) -> No
         "models_selected": int(selected),
         "manual_review_needed": int(not selected),
         "stale_selections": 0,
+        "retired_symbols": 0,
     }
     check = check_evaluations(run)[("deployment_manifest", "every_symbol_deployable")]
     assert check.passed is selected
@@ -384,6 +385,7 @@ def test_manifest_lists_the_selected_model(aapl_pass: Scenario, msft: Scenario) 
         "models_selected": 1 + msft_selected,
         "manual_review_needed": 1 - msft_selected,
         "stale_selections": 0,
+        "retired_symbols": 0,
     }
     check = check_evaluations(aapl_pass.results["build_manifest"])[("deployment_manifest", "every_symbol_deployable")]
     assert check.passed is msft_selected

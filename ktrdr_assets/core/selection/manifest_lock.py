@@ -4,7 +4,7 @@ write, all under one exclusive lock.
 A rebuild is read-everything-then-write. Two rebuilds that overlap (two symbol runs finishing together)
 could otherwise write an older view last and drop the newer selection (a lost update). Under the lock the
 second rebuild starts reading only after the first has written, so the last manifest written always holds
-each symbol's newest selection. The lock is an advisory `flock` on a file beside the manifest, so it holds
+each symbol's newest selection. The lock is an advisory `flock` on a lock file, so it holds
 across threads, processes and any machine that mounts the warehouse (a shared volume); Dagster's
 `manifest` concurrency pool (limit 1) serializes the rebuild steps of concurrent runs as well.
 """
@@ -75,12 +75,13 @@ def rebuild_manifest(
     read_inputs: Callable[[], ManifestInputs],
     gates: GatesConfig,
     *,
+    lock: Path | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     timestamp: str | None = None,
 ) -> dict[str, Any]:
-    """Under the lock: read the previous manifest at `path`, call `read_inputs()`, write the next manifest
-    atomically; return it."""
-    with file_lock(lock_path(path), timeout_s):
+    """Under the lock (`lock`, default `lock_path(path)`): read the previous manifest at `path`, call
+    `read_inputs()`, write the next manifest atomically; return it."""
+    with file_lock(lock or lock_path(path), timeout_s):
         previous = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
         inputs = read_inputs()
         manifest = next_manifest(
