@@ -1,10 +1,14 @@
 """`ktrdr-run`: the README's main command, in-process."""
 
+import shutil
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from ktrdr_assets.cli.run import main
+from ktrdr_assets.partitions import SYMBOL_PARTITIONS
+from ktrdr_assets.paths import raw_dir
 from ktrdr_assets_tests.helpers import write_strategy
 
 
@@ -17,12 +21,19 @@ def test_a_bad_symbol_is_refused_before_anything_runs(symbol, message, capsys) -
 def test_a_symbol_run_materializes_the_graph_and_says_where_results_are(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
+    """The symbol is a raw file dropped a second ago (a copy of MSFT's bars): no sensor tick, no reload."""
+    raw = tmp_path / "raw"
+    shutil.copytree(raw_dir(), raw)
+    shutil.copy(raw / "MSFT_1d.csv", raw / "NEWCO_1d.csv")
+    monkeypatch.setenv("KTRDR_RAW_DIR", str(raw))
     warehouse = tmp_path / "warehouse"
     monkeypatch.setenv("KTRDR_WAREHOUSE_DIR", str(warehouse))
     strategy = write_strategy(tmp_path / "fast.yaml")
-    assert main(["--symbol", "MSFT", "--strategy", str(strategy)]) == 0
+    assert main(["--symbol", "NEWCO", "--strategy", str(strategy)]) == 0
     out = capsys.readouterr().out
-    assert f"materialized ohlcv                    {warehouse / 'ohlcv' / 'MSFT.parquet'}" in out
+    assert f"materialized ohlcv                    {warehouse / 'ohlcv' / 'NEWCO.parquet'}" in out
     assert "materialize_symbol run" in out and "build_manifest run" in out
     assert (warehouse / "deployment_manifest" / "all.json").exists()
-    assert "MSFT: " in out and "deployment manifest: " in out and f"results under {warehouse}" in out
+    assert "NEWCO: " in out and "deployment manifest: " in out and f"results under {warehouse}" in out
+    with dg.DagsterInstance.get() as instance:
+        assert "NEWCO" in instance.get_dynamic_partitions(SYMBOL_PARTITIONS)
