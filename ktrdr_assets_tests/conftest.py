@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import dagster as dg
 
     from ktrdr_assets_tests.helpers import Inputs
+    from ktrdr_assets_tests.postgres import PostgresCluster
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="ktrdr-tests-"))
@@ -83,6 +84,21 @@ def msft_inputs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 
     path = write_strategy(_module_folder(request, tmp_path_factory) / "strategy.yaml", models=TINY)
     return build_inputs("MSFT", path)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A throw-away PostgreSQL cluster for the session (see postgres.py); skipped with the reason when the
+    machine has no PostgreSQL, failed instead when KTRDR_REQUIRE_POSTGRES=1 (CI)."""
+    from ktrdr_assets_tests.postgres import PostgresUnavailable, postgres_cluster, postgres_required
+
+    try:
+        with postgres_cluster() as cluster:
+            yield cluster
+    except PostgresUnavailable as err:
+        if postgres_required():
+            pytest.fail(f"PostgreSQL is required here (KTRDR_REQUIRE_POSTGRES=1) but unavailable: {err}")
+        pytest.skip(f"PostgreSQL unavailable: {err}")
 
 
 def pytest_sessionfinish(session, exitstatus):

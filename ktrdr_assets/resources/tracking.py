@@ -4,14 +4,17 @@ model training, the store under DAGSTER_HOME unless MLFLOW_TRACKING_URI names an
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from types import SimpleNamespace
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from ktrdr_assets.core.training.tracking import MlflowTracker
+from ktrdr_assets.core.util.locks import file_lock
 from ktrdr_assets.paths import default_tracking_uri, mlflow_artifact_root
 
 EXPERIMENT_NAME = "ktrdr_assets"
@@ -24,12 +27,11 @@ log = logging.getLogger(__name__)
 def ensure_experiment(name: str, tracking_uri: str) -> str:
     """Create the experiment if it is missing; on a database store with its artifacts under
     `mlflow_artifact_root()` (DAGSTER_HOME/mlartifacts by default, never ./mlruns). Safe when concurrent runs
-    create it at once."""
+    create the store or the experiment at once."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
-    client = mlflow.tracking.MlflowClient(tracking_uri)
-    experiment = client.get_experiment_by_name(name)
+    client, experiment = _open_store(name, tracking_uri)
     if experiment is not None:
         return experiment.experiment_id
     location = None
@@ -42,6 +44,39 @@ def ensure_experiment(name: str, tracking_uri: str) -> str:
         if experiment is None:
             raise
         return experiment.experiment_id
+
+
+def _open_store(name: str, tracking_uri: str):
+    """(a client of the store, the experiment `name` or None). Opening a new database store creates and
+    migrates it; two processes doing so at once collide (SQLite: "table _alembic_tmp_... already exists",
+    "duplicate column"; PostgreSQL: a duplicate table). On one machine a file lock beside a SQLite store
+    serializes it; across machines the loser retries once the winner's schema is in place."""
+    import mlflow
+
+    lock = _sqlite_init_lock(tracking_uri)
+    for attempt in range(5):
+        try:
+            with file_lock(lock, timeout_s=300) if lock else nullcontext():
+                client = mlflow.tracking.MlflowClient(tracking_uri)
+                return client, client.get_experiment_by_name(name)
+        except Exception as err:  # a concurrent migration of a new store
+            if attempt == 4 or not _is_schema_race(err):
+                raise
+            log.info("MLflow store %s is being created by another process; retrying (%s)", tracking_uri, err)
+            time.sleep(1.0 + attempt)
+    raise AssertionError("unreachable")
+
+
+def _sqlite_init_lock(tracking_uri: str) -> Path | None:
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    database = Path(tracking_uri.removeprefix("sqlite:///"))
+    return database.with_name(f".{database.name}.init.lock")
+
+
+def _is_schema_race(err: Exception) -> bool:
+    text = f"{type(err).__name__} {err}".lower()
+    return any(marker in text for marker in ("already exists", "duplicate", "unique", "alembic", "locked"))
 
 
 def parent_run_id(tracking_uri: str, experiment_id: str, dagster_run_id: str) -> str | None:

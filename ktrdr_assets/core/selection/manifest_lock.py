@@ -11,11 +11,8 @@ across threads, processes and any machine that mounts the warehouse (a shared vo
 
 from __future__ import annotations
 
-import fcntl
 import json
-import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,40 +21,18 @@ from ktrdr_assets.core.config.models import GatesConfig
 from ktrdr_assets.core.selection.manifest import next_manifest
 from ktrdr_assets.core.util.atomic import write_text_atomic
 from ktrdr_assets.core.util.jsonsafe import dumps
+from ktrdr_assets.core.util.locks import LockTimeout, file_lock
 
 DEFAULT_TIMEOUT_S = 600.0
 
 
-class ManifestLockTimeout(TimeoutError):
-    """Another rebuild held the manifest lock for longer than the timeout."""
+#: Another rebuild held the manifest lock for longer than the timeout.
+ManifestLockTimeout = LockTimeout
 
 
 def lock_path(manifest_path: Path) -> Path:
     """The lock file of a manifest: a hidden sibling (`.all.json.lock`), never read as a document."""
     return manifest_path.with_name(f".{manifest_path.name}.lock")
-
-
-@contextmanager
-def file_lock(path: Path, timeout_s: float = DEFAULT_TIMEOUT_S, poll_s: float = 0.05) -> Iterator[None]:
-    """An exclusive advisory lock on `path` (created if missing) for the block; ManifestLockTimeout after
-    `timeout_s` seconds of waiting. Released when the block ends or the process dies."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise ManifestLockTimeout(
-                        f"another manifest rebuild has held {path} for more than {timeout_s:g} s"
-                    ) from None
-                time.sleep(poll_s)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,253 @@
+"""The whole story on a real instance, once on the embedded SQLite profile and once on the PostgreSQL profile
+(`dagster_home/postgres/dagster.yaml` against a throw-away cluster, MLflow's store in its `mlflow` database):
+
+1. three new raw files are dropped; one raw-data sensor tick makes them partitions (no reload) and requests
+   their runs;
+2. the three `materialize_symbol` runs are launched at once through the instance's run queue (the UI's
+   launch mutation, the daemon's dequeue loop; `max_concurrent_runs` applies) and run as separate processes;
+3. each finished run makes `manifest_after_selection` request a manifest rebuild: three `build_manifest`
+   runs, launched at once;
+4. one file is removed: the sensor retires its symbol and requests a manifest rebuild.
+
+Checked: every run succeeds; the final manifest holds each symbol's newest selection; the `gpu` pool let one
+torch step run at a time across the concurrent runs and the `manifest` pool one rebuild at a time (from the
+runs' step start/end events); every Dagster run has exactly one MLflow parent run holding exactly its own
+symbol's four trainings; the retired symbol left the manifest's selections for `retired` and its partition.
+Small slices of MSFT's bars and tiny models keep each run to seconds of compute.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from ktrdr_assets.partitions import SYMBOL_PARTITIONS
+from ktrdr_assets.paths import PROJECT_ROOT, default_tracking_uri, raw_dir
+from ktrdr_assets.resources.tracking import EXPERIMENT_NAME
+from ktrdr_assets_tests.helpers import MODEL_TYPES, TINY, apply_partition_requests, strategy_run_config, write_strategy
+from ktrdr_assets_tests.run_queue import overlapping, queued_deployment, step_intervals
+
+SYMBOLS = ("QA", "QB", "QC")
+#: rows of MSFT's file (after the header) each new symbol gets: different data, the same shape
+SLICES = {"QA": (1, 1000), "QB": (1100, 2100), "QC": (2200, 3200)}
+TORCH_STEPS = ("neural_network_model", "lstm_model")
+PROFILES = {
+    "sqlite": PROJECT_ROOT / "dagster_home" / "dagster.yaml",
+    "postgres": PROJECT_ROOT / "dagster_home" / "postgres" / "dagster.yaml",
+}
+
+
+@dataclass
+class Story:
+    backend: str
+    instance: dg.DagsterInstance
+    warehouse: Path
+    tick: dg.SensorResult
+    symbol_runs: dict[str, dg.DagsterRun]  # symbol -> run
+    manifest_runs: list[dg.DagsterRun]
+    manifest: dict
+    retire_tick: dg.SensorResult
+    retire_run: dg.DagsterRun
+    retired_manifest: dict
+    partitions_after: list[str]
+
+
+def _drop_symbols(folder: Path) -> None:
+    lines = (PROJECT_ROOT / "data" / "raw" / "MSFT_1d.csv").read_text().splitlines(keepends=True)
+    for symbol, (first, last) in SLICES.items():
+        (folder / f"{symbol}_1d.csv").write_text(lines[0] + "".join(lines[first:last]))
+
+
+def _sensor(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
+    from ktrdr_assets.jobs.retraining import raw_data_sensor
+
+    result = raw_data_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+    apply_partition_requests(instance, result)
+    return result
+
+
+def _manifest_requests(instance: dg.DagsterInstance, runs: list[dg.DagsterRun]) -> list[dg.RunRequest]:
+    from ktrdr_assets.jobs.retraining import manifest_after_selection
+
+    requests = []
+    for run in runs:
+        success = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS).records
+        if not success:  # reported by the tests
+            continue
+        context = dg.build_run_status_sensor_context(
+            sensor_name=manifest_after_selection.name,
+            dagster_instance=instance,
+            dagster_run=run,
+            dagster_event=success[0].event_log_entry.dagster_event,
+        )
+        requests.append(manifest_after_selection(context))
+    return requests
+
+
+@pytest.fixture(scope="module", params=sorted(PROFILES))
+def story(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
+    backend = request.param
+    root = tmp_path_factory.mktemp(f"concurrent_{backend}")
+    home, raw, warehouse = root / "dagster_home", root / "raw", root / "warehouse"
+    home.mkdir()
+    raw.mkdir()
+    shutil.copy(PROFILES[backend], home / "dagster.yaml")
+    strategy = write_strategy(root / "strategy.yaml", models=TINY)
+    with pytest.MonkeyPatch.context() as env:
+        if backend == "postgres":
+            cluster = request.getfixturevalue("postgres")
+            for name in ("dagster", "mlflow"):
+                cluster.create_database(name)
+            for key, value in cluster.env().items():
+                env.setenv(key, value)
+        env.setenv("DAGSTER_HOME", str(home))
+        env.setenv("KTRDR_RAW_DIR", str(raw))
+        env.setenv("KTRDR_WAREHOUSE_DIR", str(warehouse))
+        env.delenv("MLFLOW_TRACKING_URI")  # the profile decides: DAGSTER_HOME/mlflow.db or the `mlflow` database
+        env.setenv("PYTHONWARNINGS", "ignore")
+        with dg.DagsterInstance.get() as instance:
+            assert instance.run_storage.__class__.__name__.startswith("Postgres" if backend == "postgres" else "Sqlite")
+            first = _sensor(instance, None)  # the sensor was running before the files came
+            _drop_symbols(raw)
+            tick = _sensor(instance, first.cursor)
+            with queued_deployment(instance) as deployment:
+                for run_request in tick.run_requests:  # with the tiny models' strategy, as set in the launchpad
+                    deployment.launch_request(run_request, "materialize_symbol", strategy_run_config(strategy))
+                runs = deployment.drain()
+                symbol_runs = {run.tags["dagster/partition"]: run for run in runs.values()}
+                deployment.launched.clear()
+                for manifest_request in _manifest_requests(instance, list(symbol_runs.values())):
+                    deployment.launch_request(manifest_request, "build_manifest")
+                manifest_runs = list(deployment.drain().values())
+                manifest = json.loads((warehouse / "deployment_manifest" / "all.json").read_text())
+
+                (raw / "QC_1d.csv").unlink()
+                retire_tick = _sensor(instance, tick.cursor)
+                deployment.launched.clear()
+                for retire_request in retire_tick.run_requests:
+                    deployment.launch_request(retire_request, "build_manifest")
+                (retire_run,) = deployment.drain().values()
+            yield Story(
+                backend=backend,
+                instance=instance,
+                warehouse=warehouse,
+                tick=tick,
+                symbol_runs=symbol_runs,
+                manifest_runs=manifest_runs,
+                manifest=manifest,
+                retire_tick=retire_tick,
+                retire_run=retire_run,
+                retired_manifest=json.loads((warehouse / "deployment_manifest" / "all.json").read_text()),
+                partitions_after=sorted(instance.get_dynamic_partitions(SYMBOL_PARTITIONS)),
+            )
+    assert raw_dir() != raw  # the session's folders are back
+
+
+def _failures(story: Story, runs) -> dict[str, list[str]]:
+    """What went wrong in each run that did not succeed: its status, failure and engine messages."""
+    out = {}
+    for run in runs:
+        if run.status != dg.DagsterRunStatus.SUCCESS:
+            lines = [run.status.value]
+            for entry in story.instance.all_logs(run.run_id):
+                event = entry.dagster_event
+                if event is not None and event.event_type_value in ("STEP_FAILURE", "RUN_FAILURE", "ENGINE_EVENT"):
+                    data = event.event_specific_data
+                    error = getattr(data, "error", None)
+                    lines.append(f"{event.event_type_value}: {entry.message} {error.to_string() if error else ''}")
+            out[run.run_id] = lines
+    return out
+
+
+def test_new_files_become_partitions_and_their_runs_are_requested(story: Story) -> None:
+    assert [r.partition_keys for r in story.tick.dynamic_partitions_requests] == [list(SYMBOLS)]
+    assert sorted(r.partition_key for r in story.tick.run_requests) == list(SYMBOLS)
+
+
+def test_three_symbol_runs_launched_at_once_through_the_queue_all_succeed(story: Story) -> None:
+    runs = story.symbol_runs.values()
+    assert sorted(story.symbol_runs) == list(SYMBOLS)
+    assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs), _failures(story, runs)
+    # they ran as concurrent processes: at least two runs overlapped in time
+    spans = {}
+    for symbol, run in story.symbol_runs.items():
+        record = story.instance.get_run_record_by_id(run.run_id)
+        spans[symbol] = (record.start_time, record.end_time)
+    assert overlapping(spans), spans
+
+
+def _materialized(story: Story, run: dg.DagsterRun) -> set[str]:
+    records = story.instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+    return {r.event_log_entry.dagster_event.asset_key.to_user_string() for r in records.records}
+
+
+def _pool_waits(story: Story, runs, pool: str) -> int:
+    """How many times a step of these runs waited for a slot of `pool` (Dagster's engine events)."""
+    return sum(
+        f"blocked by limit for pool {pool}" in entry.message
+        for run in runs
+        for entry in story.instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+    )
+
+
+def test_the_final_manifest_holds_each_symbols_newest_selection(story: Story) -> None:
+    """Every rebuild wrote the manifest (with tiny models no symbol is deployable, so its blocking check
+    fails those runs: the manifest is written all the same), and the last one holds every newest selection."""
+    for run in story.manifest_runs:
+        assert "deployment_manifest" in _materialized(story, run), _failures(story, [run])
+    assert sorted(story.manifest["selections"]) == list(SYMBOLS)
+    for symbol in SYMBOLS:
+        newest = json.loads((story.warehouse / "model_selection" / f"{symbol}.json").read_text())
+        assert story.manifest["selections"][symbol] == newest
+
+
+def test_the_pools_let_one_gpu_step_and_one_manifest_rebuild_run_at_a_time(story: Story) -> None:
+    symbol_runs = list(story.symbol_runs.values())
+    torch_steps = {
+        f"{symbol}/{step}": interval
+        for symbol, run in story.symbol_runs.items()
+        for step, interval in step_intervals(story.instance, run.run_id).items()
+        if step in TORCH_STEPS
+    }
+    assert len(torch_steps) == len(SYMBOLS) * len(TORCH_STEPS)
+    assert overlapping(torch_steps) == [], torch_steps
+    assert _pool_waits(story, symbol_runs, "gpu") > 0  # the runs did compete for the GPU: the pool made them wait
+    rebuilds = {
+        run.run_id: step_intervals(story.instance, run.run_id)["deployment_manifest"] for run in story.manifest_runs
+    }
+    assert len(rebuilds) == len(SYMBOLS) and overlapping(rebuilds) == [], rebuilds
+
+
+def test_mlflow_runs_of_concurrent_dagster_runs_never_mix(story: Story) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(default_tracking_uri())  # the profile's store (the story's environment is still set)
+    experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+    for symbol, run in story.symbol_runs.items():
+        tagged = client.search_runs([experiment.experiment_id], f"tags.dagster_run_id = '{run.run_id}'")
+        parents = [r for r in tagged if "mlflow.parentRunId" not in r.data.tags]
+        assert len(parents) == 1, (symbol, [p.info.run_id for p in parents])
+        children = client.search_runs(
+            [experiment.experiment_id], f"tags.mlflow.parentRunId = '{parents[0].info.run_id}'"
+        )
+        assert sorted(c.data.tags["model_type"] for c in children) == sorted(MODEL_TYPES)
+        assert {c.data.tags["symbol"] for c in children} == {symbol}
+        assert {c.data.tags["dagster_run_id"] for c in children} == {run.run_id}
+        assert {c.info.status for c in children} == {"FINISHED"}
+
+
+def test_a_removed_file_retires_its_symbol(story: Story) -> None:
+    assert [r.partition_keys for r in story.retire_tick.dynamic_partitions_requests] == [["QC"]]
+    assert "deployment_manifest" in _materialized(story, story.retire_run), _failures(story, [story.retire_run])
+    assert story.partitions_after == ["QA", "QB"]
+    manifest = story.retired_manifest
+    assert sorted(manifest["selections"]) == ["QA", "QB"]
+    assert manifest["retired"]["QC"]["last_entry"] == story.manifest["selections"]["QC"]
+    assert manifest["retired"]["QC"]["retired_at"] == manifest["timestamp"]
+    assert (story.warehouse / "model_selection" / "QC.json").is_file()  # files kept
