@@ -44,9 +44,7 @@ class PostgresCluster:
     def connect(self, database: str = "postgres"):
         import psycopg2
 
-        return psycopg2.connect(
-            host=self.host, port=self.port, user=self.user, password=self.password, dbname=database
-        )
+        return psycopg2.connect(host=self.host, port=self.port, user=self.user, password=self.password, dbname=database)
 
     def create_database(self, name: str) -> None:
         """CREATE DATABASE `name` (dropped first if a previous test left it)."""

@@ -110,9 +110,4 @@ def step_intervals(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple
 def overlapping(intervals: Mapping[str, tuple[float, float]]) -> list[tuple[str, str]]:
     """Pairs of named intervals that overlap in time."""
     items = sorted(intervals.items(), key=lambda item: item[1][0])
-    return [
-        (a, b)
-        for i, (a, (_, a_end)) in enumerate(items)
-        for b, (b_start, _) in items[i + 1 :]
-        if b_start < a_end
-    ]
+    return [(a, b) for i, (a, (_, a_end)) in enumerate(items) for b, (b_start, _) in items[i + 1 :] if b_start < a_end]
