@@ -22,7 +22,6 @@ from ktrdr_assets.core.config.schema import StrategyConfig
 from ktrdr_assets.core.data.splits import LABEL, TemporalSplits
 from ktrdr_assets.core.models.base import FitContext, FittedModel, SplitArrays
 from ktrdr_assets.core.models.evaluation import build_result, classification_metrics
-from ktrdr_assets.core.models.importance import permutation_feature_importance
 from ktrdr_assets.core.models.persistence import save_json
 from ktrdr_assets.core.models.registry import get_spec
 from ktrdr_assets.core.models.run_folder import RunFolder
@@ -249,6 +248,8 @@ def train_model(
     duration = time.perf_counter() - started
     metrics = _evaluate(fitted, arrays)
     X_val, y_val = arrays.parts["validation"]
+    from ktrdr_assets.core.models.importance import permutation_feature_importance  # scikit-learn, when used
+
     importance = permutation_feature_importance(
         fitted.predict_rows_padded,
         X_val,

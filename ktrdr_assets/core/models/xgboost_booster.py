@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 import numpy as np
-import xgboost as xgb
 from pydantic import Field
 
 from ktrdr_assets.core.config.base import StrictConfig
@@ -68,6 +67,8 @@ def train_xgboost(
     The returned Booster keeps the best round's trees. CV folds are refitted from scratch with that
     fixed number of rounds and no early stopping (a fold's score part never steers its own fit).
     """
+    import xgboost as xgb
+
     start = time.perf_counter()
     X_train, y_train, X_val, y_val, warnings = check_tree_inputs(X_train, y_train, X_val, y_val)
     params = _xgb_params(config, seed)
