@@ -33,3 +33,16 @@ def test_dagster_overhead_main_times_an_in_process_run(capsys):
     assert row["wall_s"] > row["steps_s"] > 0
     assert row["ratio"] == row["wall_s"] / row["steps_s"]
     assert capsys.readouterr().out.splitlines()[-1].startswith("in_process")
+
+
+def test_scale_main_measures_a_few_symbols(capsys):
+    """The scale benchmark on 3 tiny symbols, without its subprocess loads and webserver (tens of seconds)."""
+    from ktrdr_assets.benchmarks import scale
+
+    results = scale.main(["--symbols", "2,3", "--bars", "400", "--no-ui", "--no-load"])
+    for n, row in results.items():
+        assert set(row) == {"sensor first", "sensor", "schedule", "manifest", "rebuild", "run overhead"}, n
+        assert all(seconds >= 0 for seconds in row.values())
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("symbols") and lines[-2].startswith("growth 2 -> 3")
+    assert lines[-1].startswith("goals at 3: sensor ")
