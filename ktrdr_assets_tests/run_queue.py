@@ -11,7 +11,7 @@ server with the instance's run launcher: concurrent runs are real concurrent pro
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,14 +58,27 @@ class QueuedDeployment:
         config = request.run_config if run_config is None else run_config
         return self.launch(request.job_name or default_job, partition=request.partition_key, run_config=config)
 
-    def drain(self, timeout_s: float = 600.0, poll_s: float = 0.5) -> dict[str, dg.DagsterRun]:
-        """Dequeue (within the instance's limits) and wait until every launched run has finished."""
+    def drain(
+        self,
+        on_finished: Callable[[dg.DagsterRun], None] | None = None,
+        timeout_s: float = 600.0,
+        poll_s: float = 0.5,
+    ) -> dict[str, dg.DagsterRun]:
+        """Dequeue (within the instance's limits) and wait until every launched run has finished;
+        `on_finished(run)` is called once per run as it finishes (it may launch more, as a run status sensor
+        does)."""
         deadline = time.monotonic() + timeout_s
+        reported: set[str] = set()
         while True:
             list(self.daemon.run_iteration(self.process_context))
-            runs = {run_id: self.instance.get_run_by_id(run_id) for run_id in self.launched}
-            if all(run.status in TERMINAL for run in runs.values()):
-                return runs
+            runs = {run_id: self.instance.get_run_by_id(run_id) for run_id in list(self.launched)}
+            for run_id, run in runs.items():
+                if run.status in TERMINAL and run_id not in reported:
+                    reported.add(run_id)
+                    if on_finished is not None:
+                        on_finished(run)
+            if len(reported) == len(self.launched):
+                return {run_id: self.instance.get_run_by_id(run_id) for run_id in self.launched}
             if time.monotonic() > deadline:
                 states = {run_id: run.status.value for run_id, run in runs.items()}
                 raise TimeoutError(f"runs still not finished after {timeout_s:g} s: {states}")

@@ -5,9 +5,9 @@
    their runs;
 2. the three `materialize_symbol` runs are launched at once through the instance's run queue (the UI's
    launch mutation, the daemon's dequeue loop; `max_concurrent_runs` applies) and run as separate processes;
-3. each finished run makes `manifest_after_selection` request a manifest rebuild: three `build_manifest`
-   runs, launched at once;
-4. one file is removed: the sensor retires its symbol and requests a manifest rebuild.
+3. as each symbol run finishes, `manifest_after_selection` requests a manifest rebuild: three `build_manifest`
+   runs join the queue while the other symbol runs still go on;
+4. one file is removed: the sensor retires its symbol and requests a manifest rebuild (run in-process).
 
 Checked: every run succeeds; the final manifest holds each symbol's newest selection; the `gpu` pool let one
 torch step run at a time across the concurrent runs and the `manifest` pool one rebuild at a time (from the
@@ -30,7 +30,14 @@ import pytest
 from ktrdr_assets.partitions import SYMBOL_PARTITIONS
 from ktrdr_assets.paths import PROJECT_ROOT, default_tracking_uri, raw_dir
 from ktrdr_assets.resources.tracking import EXPERIMENT_NAME
-from ktrdr_assets_tests.helpers import MODEL_TYPES, TINY, apply_partition_requests, strategy_run_config, write_strategy
+from ktrdr_assets_tests.helpers import (
+    MODEL_TYPES,
+    TINY,
+    apply_partition_requests,
+    run_job,
+    strategy_run_config,
+    write_strategy,
+)
 from ktrdr_assets_tests.run_queue import overlapping, queued_deployment, step_intervals
 
 SYMBOLS = ("QA", "QB", "QC")
@@ -119,20 +126,21 @@ def story(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             with queued_deployment(instance) as deployment:
                 for run_request in tick.run_requests:  # with the tiny models' strategy, as set in the launchpad
                     deployment.launch_request(run_request, "materialize_symbol", strategy_run_config(strategy))
-                runs = deployment.drain()
-                symbol_runs = {run.tags["dagster/partition"]: run for run in runs.values()}
-                deployment.launched.clear()
-                for manifest_request in _manifest_requests(instance, list(symbol_runs.values())):
-                    deployment.launch_request(manifest_request, "build_manifest")
-                manifest_runs = list(deployment.drain().values())
-                manifest = json.loads((warehouse / "deployment_manifest" / "all.json").read_text())
 
-                (raw / "QC_1d.csv").unlink()
-                retire_tick = _sensor(instance, tick.cursor)
-                deployment.launched.clear()
-                for retire_request in retire_tick.run_requests:
-                    deployment.launch_request(retire_request, "build_manifest")
-                (retire_run,) = deployment.drain().values()
+                def rebuild_after(run: dg.DagsterRun) -> None:  # manifest_after_selection, as each run ends
+                    if run.job_name == "materialize_symbol":
+                        for request in _manifest_requests(instance, [run]):
+                            deployment.launch_request(request, "build_manifest")
+
+                runs = list(deployment.drain(on_finished=rebuild_after).values())
+            symbol_runs = {run.tags["dagster/partition"]: run for run in runs if run.job_name == "materialize_symbol"}
+            manifest_runs = [run for run in runs if run.job_name == "build_manifest"]
+            manifest = json.loads((warehouse / "deployment_manifest" / "all.json").read_text())
+
+            (raw / "QC_1d.csv").unlink()
+            retire_tick = _sensor(instance, tick.cursor)
+            (retire_request,) = retire_tick.run_requests  # the rebuild it requests, run here in-process
+            retire_run = run_job(strategy, job=retire_request.job_name, instance=instance).dagster_run
             yield Story(
                 backend=backend,
                 instance=instance,
