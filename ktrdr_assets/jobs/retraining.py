@@ -19,8 +19,7 @@ import time
 import dagster as dg
 
 from ktrdr_assets.assets.raw_files import raw_files_evaluation
-from ktrdr_assets.core.data.raw_changes import FileState, file_digest, fingerprint_files, plan_symbol_changes
-from ktrdr_assets.core.data.raw_changes import raw_file_problems as _raw_file_problems
+from ktrdr_assets.core.data.raw_changes import FileState, fingerprint_files, plan_symbol_changes, raw_file_problems
 from ktrdr_assets.core.models.registry import model_specs
 from ktrdr_assets.deployment import symbol_job_executor
 from ktrdr_assets.partitions import SYMBOL_PARTITIONS, discover_sources, symbol_partitions
@@ -57,15 +56,6 @@ def weekly_retraining(context: dg.ScheduleEvaluationContext):
     stamp = context.scheduled_execution_time.strftime("%Y-%m-%d")
     for symbol in sorted(context.instance.get_dynamic_partitions(SYMBOL_PARTITIONS)):
         yield dg.RunRequest(run_key=f"weekly-{stamp}-{symbol}", partition_key=symbol)
-
-
-def file_fingerprint(path) -> str:
-    """Content hash of a raw file (a touched but unchanged file does not retrain)."""
-    return file_digest(path)
-
-
-def changed_symbols(previous: dict[str, str], current: dict[str, str]) -> list[str]:
-    return sorted(symbol for symbol, fp in current.items() if previous.get(symbol) != fp)
 
 
 def _read_cursor(cursor: str | None) -> tuple[dict[str, FileState], dict[str, str] | None, dict[str, str] | None]:
@@ -109,7 +99,7 @@ def raw_data_sensor(context: dg.SensorEvaluationContext):
     states, previous, previous_problems = _read_cursor(context.cursor)
     current_states = fingerprint_files({s: src.path for s, src in sources.items()}, states)
     current = {symbol: state.digest for symbol, state in current_states.items()}
-    problems = _raw_file_problems(raw_dir(), {s: src.path for s, src in sources.items()})
+    problems = raw_file_problems(raw_dir(), {s: src.path for s, src in sources.items()})
     registered = set(context.instance.get_dynamic_partitions(SYMBOL_PARTITIONS))
     plan = plan_symbol_changes(current, previous, registered)
 
