@@ -23,7 +23,7 @@ import yaml
 from pydantic import ValidationError
 
 from ktrdr_assets.core.data.raw_errors import BarsError, one_line
-from ktrdr_assets.core.data.raw_read import open_raw
+from ktrdr_assets.core.data.raw_read import open_raw, to_numpy
 from ktrdr_assets.core.data.raw_sources import SourceOverride
 from ktrdr_assets.core.data.stamps import parse_stamps
 
@@ -245,13 +245,14 @@ def load_raw_bars(
     unnamed = not any(role in columns for role in _TIME_NAMES)
     stamps = parse_stamps(_time_values(table, time_columns, unnamed, path), path, source)
 
-    def raw_at(role: str, row: int) -> object:
-        return table.column(columns[role])[row].as_py()
+    raw_values = {role: table.column(columns[role]) for role in roles if role in columns}
+    del table  # from here each raw column lives until it is converted (text ones on, for the messages)
+    numbers, texts = _numbers(raw_values, roles, len(stamps), source)
 
-    values = pd.DataFrame(
-        {role: _to_float(table.column(columns[role]), source) if role in columns else 0.0 for role in roles},
-        index=stamps,
-    )
+    def raw_at(role: str, row: int) -> object:
+        return texts[role][row].as_py() if role in texts else float(numbers[role][row])
+
+    values = pd.DataFrame(numbers, index=stamps, copy=False)  # one block per column, no copy
     values, rows = _sorted_unique(values, path)
     _check_values(values, rows, raw_at, path)
     if ADJ_CLOSE in values:
@@ -261,7 +262,7 @@ def load_raw_bars(
     if len(values) < required_bars:
         raise BarsError(f"{path}: only {len(values)} bars, fewer than required_bars={required_bars}")
     values.index.name = "timestamp"
-    return LoadedBars(values[list(OHLCV)], tuple(notes))
+    return LoadedBars(values, tuple(notes))
 
 
 def _normalise(name: object) -> str:
@@ -352,12 +353,33 @@ def _number_pattern(source: SourceOverride) -> str:
     return rf"^[+-]?(?:{whole}(?:{decimal}\d*)?|{decimal}\d+)(?:[eE][+-]?\d+)?$"
 
 
+def _numbers(
+    raw: dict[str, pa.ChunkedArray], roles: list[str], rows: int, source: SourceOverride
+) -> tuple[dict[str, np.ndarray], dict[str, pa.ChunkedArray]]:
+    """Each role's values as float64 (in ``roles`` order; 0.0 volume without a volume column), and the raw
+    text of the roles that were text, to show a value that is not a number as it was written.
+
+    Consumes ``raw``: Arrow memory no longer used goes back to the OS before and after the conversion."""
+    numbers: dict[str, np.ndarray] = {}
+    texts: dict[str, pa.ChunkedArray] = {}
+    pool = pa.default_memory_pool()
+    pool.release_unused()  # the time column and its parsing temporaries
+    for role in roles:
+        column = raw.pop(role, None)
+        numbers[role] = np.zeros(rows) if column is None else _to_float(column, source)
+        if column is not None and not _is_number(column.type):
+            texts[role] = column
+    del column
+    pool.release_unused()
+    return numbers, texts
+
+
 def _to_float(column: pa.ChunkedArray, source: SourceOverride) -> np.ndarray:
     """A raw column as float64: numbers as they are; text with the source's decimal and thousands marks
     (NaN where a value is not such a number, reported by the finite-value rule with its raw text)."""
     kind = column.type
     if _is_number(kind):
-        return column.cast(pa.float64()).to_numpy()
+        return to_numpy(column.cast(pa.float64()))
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         return np.full(len(column), np.nan)
     text = pc.utf8_trim_whitespace(column)
@@ -366,7 +388,7 @@ def _to_float(column: pa.ChunkedArray, source: SourceOverride) -> np.ndarray:
         text = pc.replace_substring(text, source.thousands, "")
     if source.decimal != ".":
         text = pc.replace_substring(text, source.decimal, ".")
-    return pc.if_else(valid, text, pa.scalar(None, pa.string())).cast(pa.float64()).to_numpy()
+    return to_numpy(pc.if_else(valid, text, pa.scalar(None, pa.string())).cast(pa.float64()))
 
 
 def _sorted_unique(values: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, np.ndarray]:

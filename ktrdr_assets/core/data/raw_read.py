@@ -1,8 +1,8 @@
 """Open a raw bar file of any supported kind and read the columns the loader asks for as an Arrow table.
 
-CSV text (plain, ``.gz``, ``.zst`` or the one CSV inside a ``.zip``) is parsed by pyarrow's multi-threaded
-CSV reader: only the needed columns are converted, prices straight to float64, so a 3 M-bar file stays
-well under three times its size in memory. The header line is read first (to detect the separator and
+CSV text (plain, ``.gz``, ``.zst`` or the one CSV inside a ``.zip``) is parsed by pyarrow's streaming CSV
+reader: only the needed columns are converted, prices straight to float64, block by block, so a 3 M-bar
+file stays well under three times its size in memory. The header line is read first (to detect the separator and
 let the loader pick its columns); a value Arrow cannot convert makes the read start over with those
 columns as text, so that the loader can name the exact row and value. Parquet files are read whole
 (their index becomes the first column).
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pcsv
@@ -72,9 +73,13 @@ class RawFile:
             include_columns=columns, column_types=types, decimal_point=self.source.decimal, strings_can_be_null=False
         )
         read = pcsv.ReadOptions(encoding=_arrow_encoding(self.source.encoding))
-        try:
+        try:  # the streaming reader: about half the peak memory of read_csv, as fast
             with _open_text(self.path, self.kind) as stream:
-                return pcsv.read_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
+                table = pcsv.open_csv(
+                    stream, read_options=read, parse_options=parse, convert_options=convert
+                ).read_all()
+            pa.default_memory_pool().release_unused()  # the reader's text blocks, back to the OS
+            return table
         except BarsError:
             raise
         except pa.ArrowInvalid as exc:
@@ -104,6 +109,15 @@ class RawFile:
                 "(e.g. cp1252 or latin-1) for this file in data/sources.yaml"
             )
         return BarsError(f"{self.path}: cannot be read as {self.kind[1:]}: {message}")
+
+
+def to_numpy(column: pa.ChunkedArray) -> np.ndarray:
+    """A numeric or timestamp Arrow column as one writeable numpy array (nulls as NaN / NaT), copied once:
+    each chunk is viewed where it can be and the views concatenated (``ChunkedArray.to_numpy`` copies twice)."""
+    parts = [chunk.to_numpy(zero_copy_only=False) for chunk in column.chunks]
+    if len(parts) == 1:
+        return parts[0] if parts[0].flags.writeable else parts[0].copy()
+    return np.concatenate(parts) if parts else np.empty(0, dtype=column.type.to_pandas_dtype())
 
 
 def open_raw(path: Path, kind: str, source: SourceOverride) -> RawFile:

@@ -15,6 +15,7 @@ Naive stamps are in the source's ``timezone`` (UTC unless given); epoch numbers 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -24,7 +25,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ktrdr_assets.core.data.raw_errors import BarsError, fail_on_row, one_line
+from ktrdr_assets.core.data.raw_read import to_numpy
 from ktrdr_assets.core.data.raw_sources import SourceOverride
+from ktrdr_assets.core.data.stamps_fixed import fixed_width_stamps
 
 # d/m/y, m/d/y or y/m/d with one separator (- . /), then an optional time part (and offset).
 _DATE_RE = r"^(?P<a>\d{1,4})(?P<s1>[-./])(?P<b>\d{1,2})(?P<s2>[-./])(?P<c>\d{1,4})(?:[T ]+(?P<rest>\S.*))?$"
@@ -55,7 +58,7 @@ def parse_stamps(column: pa.ChunkedArray, path: Path, source: SourceOverride) ->
     elif (pa.types.is_integer(kind) or pa.types.is_floating(kind)) and source.date_format is None:
         stamps = _from_epoch(_numbers(column, raw_at, path), raw_at, path, source.epoch)
     elif pa.types.is_integer(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        stamps = _from_text(pc.utf8_trim_whitespace(column.cast(pa.string())), raw_at, path, source)
+        stamps = _from_text(column.cast(pa.string()), raw_at, path, source)
     elif pa.types.is_null(kind):
         raise BarsError(f"{path}: data row 1: missing timestamp: None")
     else:
@@ -74,20 +77,25 @@ def _from_arrow(column: pa.ChunkedArray, path: Path) -> pd.DatetimeIndex:
         ns = column.cast(pa.timestamp("ns", tz=tz))
     except pa.ArrowInvalid as exc:
         raise BarsError(f"{path}: a timestamp is out of the range 1677-2262: {one_line(exc)}") from None
-    stamps = pd.DatetimeIndex(ns.to_numpy())
+    stamps = pd.DatetimeIndex(to_numpy(ns))
     return stamps.tz_localize("UTC") if tz else stamps
 
 
 def _numbers(column: pa.ChunkedArray, raw_at, path: Path) -> np.ndarray:
     """A numeric column as int64 (integers, exact) or float64 (NaN where empty)."""
     if pa.types.is_floating(column.type):
-        return column.cast(pa.float64()).to_numpy()
+        return to_numpy(column.cast(pa.float64()))
     fail_on_row(column.is_null().to_numpy(zero_copy_only=False), raw_at, str(path), "missing timestamp")
-    return column.cast(pa.int64()).to_numpy()
+    return to_numpy(column.cast(pa.int64()))
 
 
-def _from_text(text: pa.ChunkedArray, raw_at, path: Path, source: SourceOverride) -> pd.DatetimeIndex:
+def _from_text(raw: pa.ChunkedArray, raw_at, path: Path, source: SourceOverride) -> pd.DatetimeIndex:
     where = str(path)
+    if source.date_format is None and source.epoch is None:
+        fast = _fixed_width(raw, raw_at, path, source.dayfirst)  # first, on the untrimmed text: no copy
+        if fast is not None:
+            return fast
+    text = pc.utf8_trim_whitespace(raw)
     fail_on_row(_np(pc.fill_null(pc.equal(text, ""), True)), raw_at, where, "missing timestamp")
     if source.date_format is not None:
         try:
@@ -99,11 +107,13 @@ def _from_text(text: pa.ChunkedArray, raw_at, path: Path, source: SourceOverride
         stamps = pd.DatetimeIndex(parsed)
         fail_on_row(stamps.isna(), raw_at, where, f"does not match date_format {source.date_format!r}")
         return stamps
-    numeric = _np(pc.match_substring_regex(text, _NUMBER_RE))
-    if source.epoch is not None or numeric.all():
-        fail_on_row(~numeric, raw_at, where, f"not an epoch number ({source.epoch or 'detected'})")
+    if source.epoch is not None or re.match(_NUMBER_RE, text[0].as_py()):  # row 1 decides which rows to scan
+        numeric = _np(pc.match_substring_regex(text, _NUMBER_RE))
+        if source.epoch is None and not numeric.all():
+            return _from_layout(text, raw_at, path, source.dayfirst)
+        fail_on_row(~numeric, raw_at, where, f"not an epoch number ({source.epoch})")
         has_fraction = _np(pc.match_substring(text, ".")).any()
-        values = text.cast(pa.float64() if has_fraction else pa.int64()).to_numpy()
+        values = to_numpy(text.cast(pa.float64() if has_fraction else pa.int64()))
         return _from_epoch(values, raw_at, path, source.epoch)
     return _from_layout(text, raw_at, path, source.dayfirst)
 
@@ -135,10 +145,10 @@ def _from_layout(text: pa.ChunkedArray, raw_at, path: Path, dayfirst: bool | Non
     Vectorized with Arrow's regex kernels: every stamp is rewritten as ISO ``yyyy-mm-dd[ time[±hh:mm]]``
     and parsed by Arrow (pandas' ISO 8601 parser for what Arrow's stricter one refuses, e.g. ``7:05``)."""
     where = str(path)
-    parts = pc.extract_regex(text, _DATE_RE)
-    a, s1, b, s2, c, rest = (pc.struct_field(parts, [i]) for i in range(6))
-    unmatched = _np(pc.fill_null(pc.not_equal(s1, s2), True))  # null: no match at all
-    fail_on_row(unmatched, raw_at, where, f"unparseable date ({_DATE_HELP})")
+    fast = _fixed_width(text, raw_at, path, dayfirst)
+    if fast is not None:
+        return fast
+    a, b, c, rest = _matched_fields(text, raw_at, where)
     len_a, len_c = _np(pc.utf8_length(a)), _np(pc.utf8_length(c))
     year_first, year_last = len_a == 4, (len_c == 4) & (len_a <= 2)
     fail_on_row(~(year_first | year_last), raw_at, where, f"unparseable date: no 4-digit year ({_DATE_HELP})")
@@ -149,7 +159,8 @@ def _from_layout(text: pa.ChunkedArray, raw_at, path: Path, dayfirst: bool | Non
         year, month, day = c, b, a
     else:
         year, month, day = c, a, b
-    aware = _np(pc.fill_null(pc.match_substring_regex(rest, _OFFSET_RE), False))
+    tail = pc.utf8_slice_codeunits(rest, -6)  # an offset is at most 6 characters (+01:00); the regex reads less
+    aware = _np(pc.fill_null(pc.match_substring_regex(tail, _OFFSET_RE), False))
     if aware.any():
         fail_on_row(~aware, raw_at, where, "stamp without a UTC offset among stamps with one")
         rest = pc.replace_substring_regex(rest, r"([+-]\d{2})(\d{2})$", r"\1:\2")  # +0100 -> +01:00
@@ -164,6 +175,25 @@ def _from_layout(text: pa.ChunkedArray, raw_at, path: Path, dayfirst: bool | Non
     stamps = pd.DatetimeIndex(parsed)
     fail_on_row(stamps.isna(), raw_at, where, f"unparseable date ({_DATE_HELP})")
     return stamps
+
+
+def _fixed_width(text: pa.ChunkedArray, raw_at, path: Path, dayfirst: bool | None) -> pd.DatetimeIndex | None:
+    """:func:`.stamps_fixed.fixed_width_stamps`, failing on its first row that is not a real date."""
+    fast = fixed_width_stamps(text, lambda first, second: _decide_dayfirst(first, second, raw_at, path, dayfirst))
+    if fast is None:
+        return None
+    stamps, bad = fast
+    fail_on_row(bad, raw_at, str(path), f"unparseable date ({_DATE_HELP})")
+    return stamps
+
+
+def _matched_fields(text: pa.ChunkedArray, raw_at, where: str) -> tuple[pa.ChunkedArray, ...]:
+    """The a, b, c date fields and the rest of each stamp, by regex (any field widths); fails on a mismatch."""
+    parts = pc.extract_regex(text, _DATE_RE)
+    a, s1, b, s2, c, rest = (pc.struct_field(parts, [i]) for i in range(6))
+    unmatched = _np(pc.fill_null(pc.not_equal(s1, s2), True))  # null: no match at all
+    fail_on_row(unmatched, raw_at, where, f"unparseable date ({_DATE_HELP})")
+    return a, b, c, rest
 
 
 def _decide_dayfirst(first: np.ndarray, second: np.ndarray, raw_at, path: Path, override: bool | None) -> bool:
