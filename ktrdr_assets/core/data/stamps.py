@@ -2,9 +2,12 @@
 
 - Dates Arrow already parsed (ISO text in a CSV, datetime columns of a parquet file) are taken as they are.
 - Text is parsed by layout: ISO ``2017-01-31[ 22:00[:00[.250]]]``, day-first ``31.01.2017 22:00:00.000`` or
-  month-first ``1/31/2017``, the day/month order proven by the data (a first field > 12 is a day, a
-  second field > 12 is a day) or given as ``dayfirst``. A UTC offset in any common form (``Z``,
-  ``+01:00``, ``+0100``, ``-05``) is honoured; then every stamp of the file must carry one.
+  month-first ``1/31/2017``, the day/month order proven by the data (a first field > 12 proves
+  day-first, a second field > 12 month-first) or given as ``dayfirst``. A UTC offset in any common form
+  (``Z``, ``+01:00``, ``+0100``, ``-05``) is honoured; then every stamp of the file must carry one.
+  Stamps that all share the first one's fixed-width layout take :mod:`.stamps_fixed`'s fast path; the
+  rest are matched by Arrow's regex kernels, rewritten as ISO and parsed by Arrow (pandas for the forms
+  Arrow refuses, such as ``7:05``).
 - Numbers (or all-digit text) are Unix epoch seconds, milliseconds, microseconds or nanoseconds: the
   declared ``epoch`` unit, else the one unit under which every value falls in 1980-2099 (the windows of
   the units do not overlap, and compact dates such as 20170102 or 201701020930 fall in none of them).

@@ -16,6 +16,7 @@ import pytest
 
 from ktrdr_assets import partitions
 from ktrdr_assets.core.data import bars as bars_module
+from ktrdr_assets.core.data import stamps as stamps_module
 from ktrdr_assets.core.data.bar_stats import bar_stats
 from ktrdr_assets.core.data.bars import (
     AVERAGE_MONTH,
@@ -478,3 +479,81 @@ def test_a_bad_value_far_down_a_big_file_is_named(tmp_path: Path) -> None:
            required_bars=1)  # fmt: skip
     path = _long_file(tmp_path, 60_000, 55_000, "date")
     raises(path, ["data row 55001", "unparseable date", "'2017-02-30 00:00:00'"], load_bars, path, required_bars=1)
+
+
+# --------------------------------------------------------------------------- fixed-width fast path vs general path
+
+LAYOUTS = [
+    ("%d.%m.%Y %H:%M:%S.%f", None),  # EURUSD-style, microseconds
+    ("%m/%d/%Y %H:%M", None),
+    ("%Y-%m-%dT%H:%M:%S", "+01:00"),
+    ("%Y.%m.%d %H:%M:%S", "-0530"),
+    ("%Y/%m/%d", None),
+    ("%d-%m-%Y %H:%M", "-05"),
+    ("%Y-%m-%d %H:%M:%S", "Z"),
+]
+
+
+def _general_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stamps_module, "fixed_width_stamps", lambda text, decide: None)
+
+
+def _spy_fast_path(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Records, per call of the fast path, whether it took the stamps (True) or left them to the general path."""
+    used: list[bool] = []
+    real = stamps_module.fixed_width_stamps
+
+    def spy(text, decide):
+        result = real(text, decide)
+        used.append(result is not None)
+        return result
+
+    monkeypatch.setattr(stamps_module, "fixed_width_stamps", spy)
+    return used
+
+
+@pytest.mark.parametrize(("fmt", "offset"), LAYOUTS)
+def test_fixed_width_and_general_paths_agree_with_pandas(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str, offset: str | None
+) -> None:
+    rng = np.random.default_rng(11)
+    seconds = rng.integers(pd.Timestamp("1990-01-01").value // 10**9, pd.Timestamp("2030-01-01").value // 10**9, 500)
+    micros = rng.integers(0, 10**6, 500) if "%f" in fmt else np.zeros(500, dtype=np.int64)
+    naive = pd.DatetimeIndex(seconds * 10**9 + micros * 1000).sort_values()
+    text = naive.strftime(fmt)
+    if "%d" in fmt.split("%Y")[0] or fmt.startswith("%m"):  # year-last: make sure the day/month order is provable
+        text = pd.Index([naive[0].replace(day=13).strftime(fmt)]).append(text[1:])
+        naive = pd.DatetimeIndex([naive[0].replace(day=13)]).append(naive[1:])
+    if "%S" not in fmt:
+        naive = naive.floor("min") if "%M" in fmt else naive.floor("D")
+    shift = {None: "0h", "Z": "0h", "+01:00": "-1h", "-0530": "5h30min", "-05": "5h"}[offset]
+    expected = (naive + pd.Timedelta(shift)).tz_localize("UTC")
+    strings = [f"{stamp}{offset or ''}" for stamp in text]
+    column = pa.chunked_array([strings[:200], strings[200:450], strings[450:]])  # several Arrow chunks
+    path = tmp_path / "TEST_1m.csv"
+    used = _spy_fast_path(monkeypatch)
+    fast = stamps_module.parse_stamps(column, path, SourceOverride())
+    assert used == [True]
+    assert list(fast) == list(expected)
+    _general_path(monkeypatch)
+    assert list(stamps_module.parse_stamps(column, path, SourceOverride())) == list(expected)
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "30.02.2017 10:00",  # no such day
+        "13.00.2017 10:00",  # no month 0
+        "13.01.2017 24:00",
+        "13.01.2017 10:60",
+        "31.04.2017 10:00",
+        "13.01.1600 10:00",  # outside the nanosecond range
+    ],
+)
+def test_impossible_dates_are_named_on_both_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stamp: str) -> None:
+    path = write(tmp_path, f"{HEADER}\n13.01.2017 09:00,1,2,0.5,1.5,3\n{stamp},1,2,0.5,1.5,3\n")
+    used = _spy_fast_path(monkeypatch)
+    raises(path, ["data row 2", "unparseable date", repr(stamp)], load_bars, path, required_bars=1)
+    assert used == [True]
+    _general_path(monkeypatch)
+    raises(path, ["data row 2", "unparseable date", repr(stamp)], load_bars, path, required_bars=1)
