@@ -99,10 +99,11 @@ def _status_mb(field: str) -> float:
 def _run_fresh(contender: str, path: Path) -> dict:
     out = subprocess.run(
         [sys.executable, "-m", "ktrdr_assets.benchmarks.raw_load", "--measure", contender, str(path)],
-        check=True,
         capture_output=True,
         text=True,
     )
+    if out.returncode:
+        raise RuntimeError(f"{contender} on {path.name} failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
