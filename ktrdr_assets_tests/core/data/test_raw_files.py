@@ -341,6 +341,22 @@ def test_a_wrong_encoding_is_named(tmp_path: Path) -> None:
     raises(path, ["not valid utf-8 text", "set encoding"], load_bars, path, required_bars=1)
 
 
+def test_utf16_with_a_byte_order_mark_and_a_mapped_parquet(tmp_path: Path) -> None:
+    path = write(tmp_path, f"{HEADER}\n{ROWS}".encode("utf-16"), "U_1d.csv")  # BOM + two bytes a character
+    raises(path, ["not valid utf-8 text"], load_bars, path, required_bars=1)
+    assert load_bars(path, required_bars=2, source=SourceOverride(encoding="utf-16"))["close"].tolist() == [1.5, 2.5]
+    frame = pd.DataFrame({"Kurs": [1.5, 2.5], "Eröffnung": [1.0, 2.0], "Hoch": [2.0, 3.0], "Tief": [0.5, 1.5]})
+    frame.index = pd.DatetimeIndex(["2017-01-02", "2017-01-03"], name="Datum")
+    frame.to_parquet(tmp_path / "P_1d.parquet")
+    columns = {"Kurs": "close", "Eröffnung": "open", "Hoch": "high", "Tief": "low"}
+    raises(tmp_path / "P_1d.parquet", ["no time column found", "Datum"], load_bars, tmp_path / "P_1d.parquet",
+           required_bars=1, source=SourceOverride(columns=columns))  # fmt: skip
+    source = SourceOverride(columns=columns | {"Datum": "time"})  # a named parquet index
+    bars = load_bars(tmp_path / "P_1d.parquet", required_bars=2, source=source)
+    assert bars.iloc[1].tolist() == [2.0, 3.0, 1.5, 2.5, 0.0]
+    assert list(bars.index) == utc("2017-01-02", "2017-01-03")
+
+
 def test_quoted_thousands_need_the_thousands_option(tmp_path: Path) -> None:
     text = f'{HEADER}\n2017-01-02,"1,234.5","1,240","1,230.25","1,238.75","12,345"\n'
     path = write(tmp_path, text)
