@@ -28,15 +28,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from ktrdr_assets.definitions import defs
     from ktrdr_assets.jobs.retraining import MANIFEST_JOB, SELECT_JOB, SYMBOL_JOB
-    from ktrdr_assets.partitions import PartitionKeyError, discover_sources, validate_symbol
+    from ktrdr_assets.partitions import PartitionKeyError, scan_raw_folder, validate_symbol
 
     try:
         validate_symbol(args.symbol)
     except PartitionKeyError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if args.symbol not in discover_sources():
-        print(f"error: no raw bar file for {args.symbol!r}; known: {sorted(discover_sources())}", file=sys.stderr)
+    scan = scan_raw_folder()
+    if args.symbol not in scan.sources:
+        why = "".join(f"; not used: {line}" for line in scan.reasons_for(args.symbol))
+        print(f"error: no raw bar file for {args.symbol!r}{why}; known: {sorted(scan.sources)}", file=sys.stderr)
         return 2
     run_config = {}
     if args.strategy:
@@ -86,6 +88,12 @@ def _materializations(result):
     return [e.step_materialization_data.materialization for e in result.get_asset_materialization_events()]
 
 
+def _failure_message(data) -> str:
+    """A `dagster.Failure`'s description (a user's bad file, one line), else the error's message."""
+    user = data.user_failure_data
+    return user.description if user is not None and user.description else data.error.message.strip()
+
+
 def _report(job_name: str, result) -> None:
     print(f"\n{job_name} run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}")
     for mat in _materializations(result):
@@ -96,7 +104,7 @@ def _report(job_name: str, result) -> None:
         print(f"  check {event.asset_key.to_user_string()}.{event.check_name:<32} {status}")
     for event in result.all_events:
         if event.is_step_failure:
-            print(f"  step failed: {event.step_key}: {event.event_specific_data.error.message.strip()}")
+            print(f"  step failed: {event.step_key}: {_failure_message(event.event_specific_data)}")
     print(f"results under {warehouse_dir()}; runs in DAGSTER_HOME={os.environ['DAGSTER_HOME']}")
 
 
