@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HOLD_TIMEOUT_S = 60
+HOLD_TIMEOUT_S = 120  # only a failing follower waits this long
 
 
 def synthetic_splits(seed: int = 0, rows: int = 400):
@@ -90,7 +90,7 @@ class LiveTraining:
         self.process.stdin.write("go\n")
         self.process.stdin.flush()
 
-    def finish(self, timeout: float = 120) -> list[str]:
+    def finish(self, timeout: float = 300) -> list[str]:
         """Wait for the training to end; its hold lines. Fails with its stderr if it did not succeed."""
         out, _ = self.process.communicate(timeout=timeout)
         assert self.process.returncode == 0, self.stderr.read_text()[-3000:]

@@ -29,7 +29,6 @@ from ktrdr_assets.cli.query_errors import InvalidQuery, NotFound, QueryError, St
 from ktrdr_assets.core.config.models import MODEL_CONFIGS, AnalyticsConfig
 from ktrdr_assets.core.config.schema import StrategyConfig
 from ktrdr_assets.core.training.trends import LIVE_METRICS, loss_trend
-from ktrdr_assets.partitions import PartitionKeyError, validate_symbol
 
 EPOCH_COLUMNS = ("train_loss", "val_loss", "train_acc", "val_acc")
 TERMINAL = frozenset({"FINISHED", "FAILED", "KILLED"})
@@ -66,6 +65,8 @@ def validate_model_type(model_type: str) -> str:
 
 def validate_symbol_key(symbol: str) -> str:
     """A symbol validated as partition keys are, as an InvalidQuery."""
+    from ktrdr_assets.partitions import PartitionKeyError, validate_symbol  # imports Dagster: only when needed
+
     try:
         return validate_symbol(symbol)
     except PartitionKeyError as err:
@@ -217,11 +218,18 @@ def _complete(table: dict[int, dict[str, float]], epoch: int) -> bool:
 
 def ready_epochs(table: dict[int, dict[str, float]], after: int, terminal: bool) -> list[int]:
     """The epochs after `after` that can be reported: all of them once the run has ended (nothing more is
-    coming), else all but a latest epoch whose metrics are still on their way."""
+    coming), else those up to the first whose metrics are still on their way. The table is read one metric
+    at a time while the training writes, so under load any epoch of it, not only the latest, may be half
+    read; the next poll reads it whole."""
     new = sorted(epoch for epoch in table if epoch > after)
-    if new and not terminal and not _complete(table, new[-1]):
-        new.pop()
-    return new
+    if terminal:
+        return new
+    ready = []
+    for epoch in new:
+        if not _complete(table, epoch):
+            break
+        ready.append(epoch)
+    return ready
 
 
 def epoch_record(epoch: int, values: dict[str, float]) -> dict[str, Any]:

@@ -379,7 +379,7 @@ def test_three_trainings_at_once_are_each_followed_without_mixing(live_store, tm
             answers: dict[str, list[dict[str, Any]]] = {symbol: [] for symbol in plan}
             since = dict.fromkeys(plan, 0)
             running_together = None
-            deadline = time.monotonic() + 180
+            deadline = time.monotonic() + 300
             while time.monotonic() < deadline and not all(a and a[-1]["finished"] for a in answers.values()):
                 for symbol, training in trainings.items():
                     if answers[symbol] and answers[symbol][-1]["finished"]:
