@@ -230,8 +230,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    for key, value in STORE_ENV_DEFAULTS.items():
-        os.environ.setdefault(key, value)
     from ktrdr_assets.core.config.errors import StrategyError
 
     try:
@@ -239,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     except StrategyError as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
+    for key, value in STORE_ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     server = build_server(tools, allow_launch=args.allow_launch)
     try:
         if args.transport == "stdio":

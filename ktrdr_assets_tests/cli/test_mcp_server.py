@@ -309,11 +309,15 @@ def test_streamable_http_on_loopback(finished):
         process.wait(timeout=30)
 
 
-def test_console_script_is_declared():
+def test_console_script_is_declared_and_a_bad_strategy_is_refused_at_start(tmp_path, capsys):
     import tomllib
+
+    from ktrdr_assets.cli.mcp_server import main
 
     scripts = tomllib.loads((Path(CODE_ROOT) / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["ktrdr-mcp"] == "ktrdr_assets.cli.mcp_server:main"
+    assert main(["--strategy", str(tmp_path / "nope.yaml")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'nope.yaml'}: strategy file not found\n"
 
 
 # --------------------------------------------------------------------------- live trainings
