@@ -30,6 +30,7 @@ from mlflow.tracking import MlflowClient
 import ktrdr_assets
 from ktrdr_assets.cli.monitor import analyze_main
 from ktrdr_assets.io import read_asset
+from ktrdr_assets.partitions import _KEY_PATTERN
 from ktrdr_assets.paths import default_tracking_uri
 from ktrdr_assets_tests.helpers import MODEL_TYPES, PERMISSIVE_GATES, run_job, write_strategy
 from ktrdr_assets_tests.live_training import LiveTraining, start_training
@@ -113,7 +114,7 @@ def test_the_read_tools_and_their_typed_schemas_and_no_launch_tool_without_the_f
     assert (listing["limit"]["minimum"], listing["limit"]["maximum"]) == (1, 200)
     metrics = tools["get_training_metrics"].input_schema
     assert metrics["required"] == ["run_id"] and metrics["properties"]["since_epoch"]["minimum"] == 0
-    assert tools["get_backtest"].input_schema["properties"]["symbol"]["pattern"].startswith("^[A-Za-z0-9]")
+    assert tools["get_backtest"].input_schema["properties"]["symbol"]["pattern"] == _KEY_PATTERN.pattern
     assert all(tool.annotations.read_only_hint for tool in tools.values())
 
 
