@@ -5,7 +5,7 @@ holding one CSV, or parquet) as its publisher ships it. :func:`load_bars` finds 
 by a ``columns`` mapping in ``data/sources.yaml``, or, for volume, by a documented rule), parses the
 stamps (:mod:`.stamps`), applies the ``Adj Close`` split/dividend adjustment and rejects anything that is
 not a clean bar series with a one-line :class:`BarsError` naming the file, the rule and, where there is
-one, the bar's timestamp. Reading is :mod:`.raw_read`; per-file options are :mod:`.raw_sources`.
+one, the bar's timestamp. Reading is :mod:`.raw.read`; per-file options are :mod:`.raw.sources`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pandas as pd
 import yaml
 from pydantic import ValidationError
 
-from ktrdr_assets.core.data.raw_columns import (
+from ktrdr_assets.core.data.raw.columns import (
     ADJ_CLOSE,
     OHLCV,
     PRICES,
@@ -30,10 +30,10 @@ from ktrdr_assets.core.data.raw_columns import (
     time_columns,
     time_values,
 )
-from ktrdr_assets.core.data.raw_errors import BarsError, one_line
-from ktrdr_assets.core.data.raw_read import open_raw
-from ktrdr_assets.core.data.raw_sources import SourceOverride
-from ktrdr_assets.core.data.stamps import parse_stamps
+from ktrdr_assets.core.data.raw.errors import BarsError, one_line
+from ktrdr_assets.core.data.raw.read import open_raw
+from ktrdr_assets.core.data.raw.sources import SourceOverride
+from ktrdr_assets.core.data.raw.stamps import parse_stamps
 from ktrdr_assets.core.util.names import SYMBOL_PATTERN
 
 __all__ = [

@@ -16,7 +16,6 @@ import pytest
 
 from ktrdr_assets import partitions
 from ktrdr_assets.core.data import bars as bars_module
-from ktrdr_assets.core.data import stamps as stamps_module
 from ktrdr_assets.core.data.bar_stats import bar_stats
 from ktrdr_assets.core.data.bars import (
     AVERAGE_MONTH,
@@ -30,6 +29,7 @@ from ktrdr_assets.core.data.bars import (
     parse_timeframe,
     timeframe_months,
 )
+from ktrdr_assets.core.data.raw import stamps as stamps_module
 
 HEADER = "Date,Open,High,Low,Close,Volume"
 ROWS = "2017-01-02,1,2,0.5,1.5,3\n2017-01-03,2,3,1.5,2.5,4\n"

@@ -15,9 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ktrdr_assets.core.data.raw_errors import BarsError
-from ktrdr_assets.core.data.raw_read import to_numpy
-from ktrdr_assets.core.data.raw_sources import SourceOverride
+from ktrdr_assets.core.data.raw.errors import BarsError
+from ktrdr_assets.core.data.raw.read import to_numpy
+from ktrdr_assets.core.data.raw.sources import SourceOverride
 
 OHLCV: tuple[str, ...] = ("open", "high", "low", "close", "volume")
 PRICES: tuple[str, ...] = OHLCV[:4]

@@ -27,10 +27,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ktrdr_assets.core.data.raw_errors import BarsError, fail_on_row, one_line
-from ktrdr_assets.core.data.raw_read import to_numpy
-from ktrdr_assets.core.data.raw_sources import SourceOverride
-from ktrdr_assets.core.data.stamps_fixed import fixed_width_stamps
+from ktrdr_assets.core.data.raw.errors import BarsError, fail_on_row, one_line
+from ktrdr_assets.core.data.raw.read import to_numpy
+from ktrdr_assets.core.data.raw.sources import SourceOverride
+from ktrdr_assets.core.data.raw.stamps_fixed import fixed_width_stamps
 
 # d/m/y, m/d/y or y/m/d with one separator (- . /), then an optional time part (and offset).
 _DATE_RE = r"^(?P<a>\d{1,4})(?P<s1>[-./])(?P<b>\d{1,2})(?P<s2>[-./])(?P<c>\d{1,4})(?:[T ]+(?P<rest>\S.*))?$"

@@ -24,8 +24,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
-from ktrdr_assets.core.data.raw_errors import BarsError, one_line
-from ktrdr_assets.core.data.raw_sources import SourceOverride
+from ktrdr_assets.core.data.raw.errors import BarsError, one_line
+from ktrdr_assets.core.data.raw.sources import SourceOverride
 
 #: Arrow's decompression codec per compressed CSV suffix (both ship with pyarrow).
 _CODECS = {".csv": None, ".csv.gz": "gzip", ".csv.zst": "zstd"}
