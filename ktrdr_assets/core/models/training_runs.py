@@ -245,7 +245,7 @@ def _holdout(
     if features is not None:
         positions = np.arange(first + fitted.lookback - 1, last + 1)
         persistence = persistence_predictions(features[LABEL].to_numpy(np.int64), positions, splits.lookahead)
-    significance = accuracy_significance(y, calls, persistence, lookahead=splits.lookahead)
+    significance = accuracy_significance(y, calls, persistence)
     index = splits.test.index[fitted.lookback - 1 :]
     return {
         **significance.to_dict(),

@@ -12,11 +12,12 @@ The test: one-sided exact binomial test of k correct out of n against the best b
 (H1: accuracy > p0), `scipy.stats.binomtest`. Labels look `lookahead` bars ahead, so neighbouring rows'
 outcomes are not independent: a model right on one bar of an up-move is right on the next bars too. A
 test that counted every row as an independent trial would call far too much luck an edge. So n is
-deflated to an effective sample size n_eff = n / VIF, where VIF = 1 + 2 sum_{k=1..L} (1 - k/(L+1)) rho_k
-is the variance inflation of a mean of the correctness indicator (Bartlett weights, L = 2 x lookahead,
-rho_k its lag-k autocorrelation within each contiguous block of rows), floored at 1; k_eff = round(acc x
-n_eff). The test and the 95 % Wilson interval are computed on (k_eff, n_eff). With independent rows VIF
-is about 1 and this is the plain exact test.
+deflated to an effective sample size n_eff = n / VIF, where VIF = 1 + 2 sum_k rho_k is the variance
+inflation of a mean of the correctness indicator (rho_k its lag-k autocorrelation within each contiguous
+block of rows, summed by Geyer's initial positive sequence, the estimator MCMC uses for effective sample
+sizes: it reaches as far as the correlation does, which a fixed lag window does not), floored at 1;
+k_eff = round(acc x n_eff). The test and the 95 % Wilson interval are computed on (k_eff, n_eff). With
+independent rows VIF is about 1 and this is the plain exact test.
 """
 
 from __future__ import annotations
@@ -73,27 +74,41 @@ def persistence_predictions(all_labels: np.ndarray, positions: np.ndarray, looka
     return out
 
 
-def variance_inflation(correct: np.ndarray, max_lag: int, blocks: np.ndarray | None = None) -> float:
-    """VIF of the mean of the 0/1 series `correct` (see the module docstring); `blocks` labels contiguous
-    runs of rows (e.g. walk-forward folds): lags never pair rows of different blocks."""
-    x = np.asarray(correct, dtype=np.float64)
-    n = len(x)
-    if n < 3 or max_lag < 1:
-        return 1.0
-    blocks = np.zeros(n, dtype=np.int64) if blocks is None else np.asarray(blocks)
+def _autocorrelations(x: np.ndarray, max_lag: int, blocks: np.ndarray) -> np.ndarray:
+    """rho_0..rho_max_lag of `x`, each lag over the pairs of rows within one block only."""
     centred = x - x.mean()
     var = float(np.mean(centred**2))
-    if var <= 0:
-        return 1.0
-    total = 0.0
-    for k in range(1, min(max_lag, n - 1) + 1):
+    rho = np.zeros(max_lag + 1)
+    rho[0] = 1.0
+    for k in range(1, max_lag + 1):
         same = blocks[k:] == blocks[:-k]
         pairs = int(same.sum())
         if pairs == 0:
-            continue
-        rho = float(np.sum(centred[k:][same] * centred[:-k][same]) / pairs / var)
-        total += (1.0 - k / (max_lag + 1)) * rho
-    return max(1.0, 1.0 + 2.0 * total)
+            break
+        rho[k] = float(np.sum(centred[k:][same] * centred[:-k][same]) / pairs / var)
+    return rho
+
+
+def variance_inflation(correct: np.ndarray, blocks: np.ndarray | None = None, max_lag: int | None = None) -> float:
+    """VIF of the mean of the 0/1 series `correct`: 1 + 2 sum_k rho_k, summed by Geyer's initial positive
+    sequence (pairs rho_2m + rho_2m+1 while they are positive and not increasing), which adapts to how far
+    the correlation reaches; `blocks` labels contiguous runs of rows (walk-forward folds): lags never pair
+    rows of different blocks. Floored at 1."""
+    x = np.asarray(correct, dtype=np.float64)
+    n = len(x)
+    if n < 4 or float(np.var(x)) <= 0:
+        return 1.0
+    blocks = np.zeros(n, dtype=np.int64) if blocks is None else np.asarray(blocks)
+    max_lag = min(n // 3, 1000) if max_lag is None else min(max_lag, n - 1)
+    rho = _autocorrelations(x, max_lag | 1, blocks) if max_lag >= 1 else np.ones(1)
+    total, previous = 0.0, np.inf
+    for m in range((len(rho)) // 2):
+        pair = rho[2 * m] + rho[2 * m + 1]
+        if pair <= 0:
+            break
+        previous = min(pair, previous)
+        total += previous
+    return max(1.0, 2.0 * total - 1.0)
 
 
 def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -113,7 +128,6 @@ def accuracy_significance(
     y_pred: np.ndarray,
     persistence: np.ndarray | None,
     *,
-    lookahead: int,
     blocks: np.ndarray | None = None,
 ) -> Significance:
     """Accuracy of `y_pred` against the best of the majority and persistence baselines on the same rows.
@@ -143,7 +157,7 @@ def accuracy_significance(
         baseline, baseline_name = persistence_acc, "persistence"
     else:
         baseline, baseline_name = majority, f"majority ({majority_class})"
-    vif = variance_inflation(hits, 2 * lookahead, blocks)
+    vif = variance_inflation(hits, blocks)
     n_eff = max(1, int(math.floor(n / vif)))
     k_eff = min(n_eff, int(round(accuracy * n_eff)))
     p_value = float(binomtest(k_eff, n_eff, min(max(baseline, 1e-12), 1 - 1e-12), alternative="greater").pvalue)

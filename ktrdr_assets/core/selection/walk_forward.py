@@ -258,7 +258,6 @@ def _evidence(
         oof[LABEL].to_numpy(),
         oof["prediction"].to_numpy(),
         oof["persistence"].to_numpy(),
-        lookahead=lookahead,
         blocks=oof["fold"].to_numpy(),
     )
     accuracies = np.array([f["test_accuracy"] for f in folds])
