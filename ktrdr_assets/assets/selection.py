@@ -235,7 +235,12 @@ def backtest(
         "trials": model_selection.get("trials"),
         "candidates": {},
     }
-    rows, curves, bh_curve = [], {}, None
+    # buy-and-hold over the whole holdout (a sequence model's calls start lookback - 1 bars later)
+    test_index = temporal_splits.test.index
+    hold_signals = pd.Series(int(Signal.HOLD), index=test_index)
+    market = run_backtest(ohlcv["close"].loc[test_index], hold_signals, config.backtest, periods)
+    report["buy_and_hold"] = {"holdout": market.metrics["buy_and_hold"]}
+    rows, curves = [], {}
     for name, entry in sorted(candidates.items()):
         result, signals = _holdout_backtest(entry, temporal_splits, ohlcv["close"], config, periods)
         index = signals.index
@@ -250,9 +255,7 @@ def backtest(
             },
             "oof": {"metrics": entry.get("oof_backtest"), "sharpe": entry.get("sharpe")},
         }
-        report.setdefault("buy_and_hold", {"holdout": result.metrics["buy_and_hold"]})
         curves[name] = result.equity
-        bh_curve = result.buy_and_hold_equity if bh_curve is None or len(index) > len(bh_curve) else bh_curve
         oof = entry.get("oof_backtest") or {}
         sharpe = entry.get("sharpe") or {}
         rows.append(
@@ -281,8 +284,7 @@ def backtest(
         )
     )
     header = ["model", "holdout return", "holdout Sharpe", "holdout max DD", "OOF return", "OOF Sharpe", "PSR", "DSR"]
-    if bh_curve is not None:
-        curves["buy & hold"] = bh_curve
+    curves["buy & hold"] = market.buy_and_hold_equity
     deployed = model_selection.get("selected_model")
     metadata = {
         "candidates": md_table(header, rows, align="lrrrrrrr"),

@@ -158,7 +158,7 @@ def deployable_model_lost(context: dg.SensorEvaluationContext, asset_event: dg.E
     if not lost:
         return dg.SkipReason("no symbol lost its deployable model")
     return dg.RunRequest(
-        run_key=f"lost-{asset_event.storage_id}",
+        run_key=f"lost-{asset_event.run_id}",
         run_config={"ops": {report_deployable_model_lost.name: {"config": {"lost": lost}}}},
         tags={ALERT_TAG: "deployable_model_lost", "ktrdr/symbols": ",".join(sorted(lost))},
     )

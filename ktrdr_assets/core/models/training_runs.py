@@ -271,12 +271,12 @@ def train_model(
 ) -> TrainingRecord:
     """Train, evaluate and save one model type for one symbol; return the run's record.
 
-    With `features` (the unscaled features frame `splits` was cut from) the model's evidence comes
-    first: a walk-forward over the rows before the holdout (core/selection/walk_forward.py), its
-    out-of-fold predictions written to the run folder and summarized under `result["evidence"]`.
-    Without it (experiments, searches) only the final model is trained. Either way the final model is
-    fitted as before (train part, early stopping on validation), its decision rule chosen on
-    validation, and the holdout (the test part) scored once under `result["holdout"]`.
+    The final model is fitted as before (train part, early stopping on validation), its decision rule
+    chosen on validation, and the holdout (the test part) scored once under `result["holdout"]`. With
+    `features` (the unscaled features frame `splits` was cut from) its evidence follows: a walk-forward
+    over the rows before the holdout (core/selection/walk_forward.py), the out-of-fold predictions
+    written to the run folder and summarized under `result["evidence"]`. Without it (experiments,
+    searches) only the final model is trained.
 
     Raises ValueError/StrategyError for bad input or config and ModelTrainingError when training
     itself fails (e.g. NaN loss); nothing is written outside `run_dir`.
@@ -294,6 +294,28 @@ def train_model(
     info = {**run_info, "symbol": symbol, "model_type": model_type, "config": config.model_dump(mode="json")}
     tracker.log_params({"model_type": model_type, "seed": seed, **config.model_dump(mode="json")})
 
+    context = FitContext(
+        seed=seed,
+        analytics=strategy.analytics,
+        run_info=info,
+        run_dir=folder.path,
+        on_epoch_end=_epoch_logger(spec, config, strategy, symbol, tracker, progress),
+        purge_bars=splits.purge_bars,
+    )
+    started = time.perf_counter()
+    try:
+        fitted = spec.fit(arrays, config, context)
+    except Exception as err:
+        # The folder keeps what training wrote (e.g. metrics.csv up to a NaN loss) for diagnosis.
+        save_json(folder.file(RunFolder.FAILURE), {"status": "failed", "error": f"{type(err).__name__}: {err}", **info})
+        raise
+    duration = time.perf_counter() - started
+    metrics = _evaluate(fitted, arrays)
+    X_val, y_val = arrays.parts["validation"]
+    rule = choose_decision_rule(
+        fitted.predict_proba_rows(X_val), fitted.align(y_val), fitted.details.get("class_weights")
+    )
+    holdout = _holdout(fitted, arrays, splits, rule, features)
     evidence = None
     wf_seconds = 0.0
     if features is not None:
@@ -325,28 +347,6 @@ def train_model(
             f"(effective {oof['n_effective']}), mean gap {evidence['mean_gap']:+.3f} ({wf_seconds:.1f} s)"
         )
 
-    context = FitContext(
-        seed=seed,
-        analytics=strategy.analytics,
-        run_info=info,
-        run_dir=folder.path,
-        on_epoch_end=_epoch_logger(spec, config, strategy, symbol, tracker, progress),
-        purge_bars=splits.purge_bars,
-    )
-    started = time.perf_counter()
-    try:
-        fitted = spec.fit(arrays, config, context)
-    except Exception as err:
-        # The folder keeps what training wrote (e.g. metrics.csv up to a NaN loss) for diagnosis.
-        save_json(folder.file(RunFolder.FAILURE), {"status": "failed", "error": f"{type(err).__name__}: {err}", **info})
-        raise
-    duration = time.perf_counter() - started
-    metrics = _evaluate(fitted, arrays)
-    X_val, y_val = arrays.parts["validation"]
-    rule = choose_decision_rule(
-        fitted.predict_proba_rows(X_val), fitted.align(y_val), fitted.details.get("class_weights")
-    )
-    holdout = _holdout(fitted, arrays, splits, rule, features)
     importance = permutation_feature_importance(
         fitted.predict_rows_padded,
         X_val,
