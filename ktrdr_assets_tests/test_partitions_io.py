@@ -91,7 +91,8 @@ def test_asset_path_never_escapes_the_root(tmp_path: Path) -> None:
 
 
 def test_source_for_an_unknown_symbol_lists_the_known_ones() -> None:
-    with pytest.raises(PartitionKeyError, match=r"no raw bar file for symbol 'ZZZZ' .*\['AAPL', 'EURUSD', 'MSFT'\]"):
+    known = r"\['AAPL', 'EURUSD', 'MSFT', 'NOEDGE', 'PLANTED'\]"
+    with pytest.raises(PartitionKeyError, match=rf"no raw bar file for symbol 'ZZZZ' .*{known}"):
         source_for("ZZZZ")
 
 

@@ -15,9 +15,11 @@ Exit codes:
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import textwrap
+import warnings
 from typing import Any
 
 from ktrdr_assets.paths import PROJECT_ROOT, warehouse_dir
@@ -40,6 +42,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / "dagster_home"))
+    if not args.verbose:  # a person reads this terminal: no library notices between the progress lines
+        warnings.filterwarnings("ignore", message=r".*is currently in (beta|preview).*")
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
 
     import dagster as dg
 
@@ -135,7 +140,7 @@ def verdict(symbol: str, failures: list[str]) -> str:
     else:
         text += " Every step did its job (exit code 0)."
     text += f" Results under {warehouse_dir()}; the full event log in DAGSTER_HOME={os.environ.get('DAGSTER_HOME')}."
-    paragraph = textwrap.fill(text, width=110)
+    paragraph = textwrap.fill(text, width=110, break_on_hyphens=False, break_long_words=False)
     return "\n".join([*lines, "", paragraph]) if lines else paragraph
 
 
