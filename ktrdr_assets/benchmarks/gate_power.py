@@ -2,7 +2,7 @@
 registered model type, gates, selection) on symbols whose answer is known.
 
     python -m ktrdr_assets.benchmarks.gate_power [--symbols 20] [--strengths 1 2 3] [--default-strength 2]
-        [--bars 2500] [--models fast|shipped] [--jobs 2] [--seed 0]
+        [--bars 2500] [--models fast|shipped] [--jobs 2] [--seed 0] [--folds K] [--model-types ...]
 
 Per symbol, daily bars from core/data/synthetic.py with a per-bar volatility drawn uniformly from
 [--vol-low, --vol-high] (so the share of HOLD labels, and with it the majority baseline, varies from
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 
-def _strategy(models: str):
+def _strategy(models: str, folds: int | None = None):
     import yaml
 
     from ktrdr_assets.benchmarks.fast_models import FAST_MODELS
@@ -42,6 +42,8 @@ def _strategy(models: str):
     raw = yaml.safe_load(path.read_text())
     if models == "fast":
         raw = _deep_merge(raw, {"models": FAST_MODELS})
+    if folds is not None:
+        raw = _deep_merge(raw, {"evaluation": {"folds": folds}})
     return parse_strategy(raw, str(path))
 
 
@@ -55,7 +57,8 @@ def evaluate_symbol(job: dict[str, Any]) -> dict[str, Any]:
     from ktrdr_assets.core.selection.gates import evaluate_gates
     from ktrdr_assets.core.selection.selector import select_model
 
-    strategy = _strategy(job["models"])
+    strategy = _strategy(job["models"], job.get("folds"))
+    specs = [spec for spec in model_specs() if not job.get("model_types") or spec.model_type in job["model_types"]]
     kind = "random walk" if job["strength"] == 0 else f"planted {job['strength']:g}"
     if job["strength"] == 0:
         bars = random_walk_bars(job["bars"], volatility=job["volatility"], seed=job["seed"])
@@ -66,7 +69,7 @@ def evaluate_symbol(job: dict[str, Any]) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="ktrdr-gate-power-"))
     candidates, models = {}, []
     try:
-        for spec in model_specs():
+        for spec in specs:
             record = train_model(
                 spec.model_type,
                 stage.splits,
@@ -79,11 +82,11 @@ def evaluate_symbol(job: dict[str, Any]) -> dict[str, Any]:
                 progress=lambda line: None,
             )
             result = record.result
-            gates = {g.name: g.passed for g in evaluate_gates(result, strategy.gates)}
+            gates = {g.name: g.passed for g in evaluate_gates(result, strategy.gates, len(specs))}
             oof = result["evidence"]["oof"]
             models.append({"model": spec.model_type, "accuracy_gate": gates["accuracy"], **oof})
             candidates[spec.display_name] = dict(result, run_dir=record.run_dir, model_type=spec.model_type)
-        selection = select_model(job["name"], candidates, strategy.gates, n_models=len(model_specs()))
+        selection = select_model(job["name"], candidates, strategy.gates, n_models=len(specs))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return {
@@ -148,7 +151,7 @@ def table(results: list[dict[str, Any]], alpha: float, default_strength: float) 
     return markdown_table(header, rows, align="lrrrrrrrll")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--symbols", type=int, default=20, help="symbols per group (no edge, each strength)")
     parser.add_argument("--strengths", type=float, nargs="+", default=[1.0, 2.0, 3.0])
@@ -159,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", choices=["fast", "shipped"], default="fast")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--folds", type=int, default=None, help="walk-forward folds (default: the strategy's)")
+    parser.add_argument("--model-types", nargs="+", default=None, help="default: every registered type")
     args = parser.parse_args(argv)
 
     rng = np.random.default_rng(args.seed)
@@ -173,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
                     "seed": int(rng.integers(2**31 - 1)),
                     "bars": args.bars,
                     "models": args.models,
+                    "folds": args.folds,
+                    "model_types": args.model_types,
                 }
             )
     started = time.perf_counter()
@@ -195,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         f"\n<!-- {len(results)} symbols of {args.bars} bars, {args.models} models, {args.jobs} processes, "
         f"{time.perf_counter() - started:.0f} s wall -->"
     )
-    return 0
+    return results
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()
