@@ -117,7 +117,7 @@ def table(results: list[dict[str, Any]], alpha: float, default_strength: float) 
         accuracy_gate = sum(1 for m in pairs if m["accuracy_gate"])
         if strength == 0:
             label, goal = "random walk (no edge)", f"<= {alpha:.0%}, never > 5 %"
-            met = deployed / len(group) <= max(alpha, 0.05) and (deployed / len(group) <= alpha)
+            met = deployed / len(group) <= alpha  # and so never above 5 %
         else:
             label = f"planted, strength {strength:g}" + (" (default)" if strength == default_strength else "")
             goal = ">= 90 %" if strength == default_strength else ""
