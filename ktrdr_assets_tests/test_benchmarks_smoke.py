@@ -56,3 +56,19 @@ def test_raw_load_main_measures_both_contenders_in_fresh_processes(capsys):
         assert rows[name]["rows"] == 500
         assert rows[name]["best_s"] > 0 and rows[name]["over_baseline_mb"] >= 0
     assert capsys.readouterr().out.splitlines()[-1].startswith("iso")
+
+
+def test_gate_power_main_runs_the_real_evaluation_on_known_answers(capsys):
+    """Tiny: one random walk and one strong planted edge, one model type, three folds (the real benchmark
+    runs 20 + 20 per strength with every model type; figures in benchmarks/README.md)."""
+    from ktrdr_assets.benchmarks import gate_power
+
+    argv = ["--symbols", "1", "--strengths", "3", "--default-strength", "3", "--bars", "1500", "--folds", "3"]
+    results = gate_power.main([*argv, "--model-types", "random_forest", "--jobs", "1"])
+    by_kind = {r["kind"]: r for r in results}
+    assert set(by_kind) == {"random walk", "planted 3"}
+    assert by_kind["random walk"]["deployed"] is None
+    (walk,), (planted,) = by_kind["random walk"]["models"], by_kind["planted 3"]["models"]
+    assert walk["p_value"] > 0.05 and planted["p_value"] < 1e-3 and planted["accuracy_gate"]
+    out = capsys.readouterr().out
+    assert "| random walk (no edge) | 1 | 0 (0%) |" in out and "| planted, strength 3 (default) | 1 |" in out

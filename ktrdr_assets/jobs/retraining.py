@@ -6,6 +6,10 @@
 - `build_manifest`: the cross-symbol deployment manifest, requested after every symbol run.
 - `weekly_retraining`: Monday 03:00 UTC, one `materialize_symbol` run per symbol.
 - `raw_data_sensor`: a new or changed file in data/raw/ requests a run for that symbol only.
+- `deployable_model_lost`: when a manifest names symbols that newly lost their current deployable model
+  (`newly_lost` in its metadata), requests one `deployable_model_lost_alert` run, tagged
+  `ktrdr/alert=deployable_model_lost` and `ktrdr/symbols=...`, which logs one ERROR line per symbol: hook
+  a notification on that job (a run status sensor, a Dagster+ alert policy on the tag) to be told.
 """
 
 from __future__ import annotations
@@ -123,6 +127,43 @@ def manifest_after_selection(context: dg.RunStatusSensorContext):
     return dg.RunRequest(run_key=f"manifest-after-{run.run_id}", run_config=_same_resources(run))
 
 
-jobs = [materialize_symbol, select_symbol, build_manifest_job]
+ALERT_JOB = "deployable_model_lost_alert"
+ALERT_TAG = "ktrdr/alert"
+
+
+@dg.op(
+    config_schema={"lost": dg.Field(dg.Map(str, str), description="{symbol: what happened}")},
+    description="Logs one ERROR line per symbol that newly lost its current deployable model.",
+)
+def report_deployable_model_lost(context) -> None:
+    for symbol, what in sorted(context.op_config["lost"].items()):
+        context.log.error(f"{symbol} lost its current deployable model: {what}")
+
+
+@dg.job(name=ALERT_JOB, tags={ALERT_TAG: "deployable_model_lost"}, description=report_deployable_model_lost.description)
+def deployable_model_lost_alert():
+    report_deployable_model_lost()
+
+
+@dg.asset_sensor(
+    asset_key=dg.AssetKey("deployment_manifest"),
+    job=deployable_model_lost_alert,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def deployable_model_lost(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+    """A manifest whose `newly_lost` metadata names symbols requests one alert run for it."""
+    materialization = asset_event.asset_materialization
+    value = materialization.metadata.get("newly_lost") if materialization else None
+    lost = dict(value.value) if value is not None and value.value else {}
+    if not lost:
+        return dg.SkipReason("no symbol lost its deployable model")
+    return dg.RunRequest(
+        run_key=f"lost-{asset_event.run_id}",
+        run_config={"ops": {report_deployable_model_lost.name: {"config": {"lost": lost}}}},
+        tags={ALERT_TAG: "deployable_model_lost", "ktrdr/symbols": ",".join(sorted(lost))},
+    )
+
+
+jobs = [materialize_symbol, select_symbol, build_manifest_job, deployable_model_lost_alert]
 schedules = [weekly_retraining]
-sensors = [raw_data_sensor, select_after_model_failure, manifest_after_selection]
+sensors = [raw_data_sensor, select_after_model_failure, manifest_after_selection, deployable_model_lost]

@@ -1,32 +1,56 @@
-"""`ktrdr-run`: the README's main command, in-process."""
+"""`ktrdr-run`: the README's main command, in-process. Exit 0 when every step did its job, deployed or not;
+1 when a step failed; 2 for bad arguments. Progress lines instead of Dagster's DEBUG events, no stack
+trace, and the verdict paragraph last."""
 
 from pathlib import Path
 
 import pytest
 
-from ktrdr_assets.cli.run import _report, main
+from ktrdr_assets.cli.run import EXIT_OK, EXIT_STEP_FAILED, EXIT_USAGE, _report, main
 from ktrdr_assets.paths import raw_dir
 from ktrdr_assets_tests.helpers import restored, run_job, write_strategy
+from ktrdr_assets_tests.synthetic_symbols import NOEDGE
 
 
 @pytest.mark.parametrize(("symbol", "message"), [("../../etc", "invalid partition key"), ("NOPE", "no raw bar file")])
 def test_a_bad_symbol_is_refused_before_anything_runs(symbol, message, capsys) -> None:
-    assert main(["--symbol", symbol]) == 2
+    assert main(["--symbol", symbol]) == EXIT_USAGE == 2
     assert message in capsys.readouterr().err
 
 
-def test_a_symbol_run_materializes_the_graph_and_says_where_results_are(
+def test_a_healthy_run_without_a_deployable_model_exits_0_and_ends_with_the_verdict(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     warehouse = tmp_path / "warehouse"
     monkeypatch.setenv("KTRDR_WAREHOUSE_DIR", str(warehouse))
     strategy = write_strategy(tmp_path / "fast.yaml")
-    assert main(["--symbol", "MSFT", "--strategy", str(strategy)]) == 0
+    assert main(["--symbol", NOEDGE, "--strategy", str(strategy)]) == EXIT_OK == 0
     out = capsys.readouterr().out
-    assert f"materialized ohlcv                    {warehouse / 'ohlcv' / 'MSFT.parquet'}" in out
+    assert f"materialized ohlcv                    {warehouse / 'ohlcv' / f'{NOEDGE}.parquet'}" in out
     assert "materialize_symbol run" in out and "build_manifest run" in out
     assert (warehouse / "deployment_manifest" / "all.json").exists()
-    assert "MSFT: " in out and "deployment manifest: " in out and f"results under {warehouse}" in out
+    # progress: a line per step with its time, per walk-forward fold and per epoch; no DEBUG events
+    assert "> lstm_model" in out and "+ lstm_model done (" in out
+    assert f"{NOEDGE} lstm walk-forward fold 3/3:" in out and f"{NOEDGE} lstm epoch 1/3:" in out
+    assert "STEP_START" not in out and "DEBUG" not in out and "Traceback" not in out
+    assert "check deployment_manifest.every_symbol_deployable red (ERROR)" in out
+    # the verdict is the last paragraph
+    verdict = out.strip().split("\n\n")[-1].replace("\n", " ")
+    assert verdict.startswith(f"{NOEDGE}: no model deployed.")
+    assert "Every step did its job (exit code 0)." in verdict and f"Results under {warehouse}" in verdict
+    for model in ("RandomForest", "XGBoost", "NeuralNetwork", "LSTM"):
+        assert f"  {model}" in out and "rejected: accuracy:" in out
+
+
+def test_a_failed_step_exits_1_naming_it_without_a_stack_trace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setenv("KTRDR_WAREHOUSE_DIR", str(tmp_path / "warehouse"))
+    strategy = write_strategy(tmp_path / "too_few.yaml", data={"min_bars": 100_000})
+    assert main(["--symbol", NOEDGE, "--strategy", str(strategy)]) == EXIT_STEP_FAILED == 1
+    out = capsys.readouterr().out
+    assert "! ohlcv FAILED:" in out and "Traceback" not in out
+    assert "The run FAILED in materialize_symbol.ohlcv (exit code 1)." in out.replace("\n", " ")
 
 
 def test_a_raw_file_that_is_not_a_partition_is_named_with_its_reason(capsys) -> None:

@@ -1,9 +1,10 @@
 """Retraining: the manifest never loses a symbol's last good model, the champion alias only moves on a
 passing selection, and the schedule and sensors request exactly the runs they should.
 
-- AAPL trained with permissive gates (its model is selected and promoted), retrained with
-  `min_accuracy: 0.99` (nothing passes: the manifest keeps the previous entry, marked stale, and the
-  champion stays), then re-selected with permissive gates (the stale entry is replaced, the champion
+- PLANTED (a planted edge, ktrdr_assets_tests/synthetic_symbols.py) trained with the shipped gates (its
+  model is selected and promoted), retrained with `min_accuracy: 0.99` (nothing passes: the manifest keeps
+  the previous entry, marked stale, the champion stays, and `deployable_model_lost` requests one alert
+  run naming PLANTED), then re-selected with the shipped gates (the stale entry is replaced, the champion
   moves to the retrained model);
 - `raw_data_sensor` on the session's raw copy: first tick records, a changed file requests its symbol
   only, a touched but unchanged file requests nothing;
@@ -31,6 +32,8 @@ from dagster._utils.schedules import cron_string_iterator
 from ktrdr_assets.definitions import defs
 from ktrdr_assets.io import read_asset
 from ktrdr_assets.jobs.retraining import (
+    ALERT_JOB,
+    deployable_model_lost,
     manifest_after_selection,
     raw_data_sensor,
     select_after_model_failure,
@@ -41,7 +44,6 @@ from ktrdr_assets.paths import raw_dir
 from ktrdr_assets.resources.tracking import EXPERIMENT_NAME
 from ktrdr_assets_tests.helpers import (
     MANUAL_REVIEW,
-    PERMISSIVE_GATES,
     SELECTION_ASSETS,
     champion,
     check_evaluations,
@@ -56,14 +58,16 @@ from ktrdr_assets_tests.helpers import (
     strategy_run_config,
     write_strategy,
 )
+from ktrdr_assets_tests.synthetic_symbols import ALL_SYMBOLS, NOEDGE, PLANTED
 
-STRICT_GATES = {**PERMISSIVE_GATES, "min_accuracy": 0.99}
+SHIPPED_GATES: dict = {}  # the strategy's own gates
+STRICT_GATES = {"min_accuracy": 0.99}
 
 
 # --------------------------------------------------------------------------- 1. last good entry kept
 @dataclass
 class Attempt:
-    """One AAPL run followed by a manifest rebuild, with what they left behind."""
+    """One PLANTED run followed by a manifest rebuild, with what they left behind."""
 
     run: dg.ExecuteInProcessResult
     manifest_run: dg.ExecuteInProcessResult
@@ -72,20 +76,27 @@ class Attempt:
     manifest: dict
     champion: Any
     versions: int
+    alert: list  # the run requests of the deployable_model_lost sensor on this manifest
+
+
+def _alert_tick(instance: dg.DagsterInstance) -> list[dg.RunRequest]:
+    """The run requests of one tick of the alert sensor on the latest manifest (evaluated at once)."""
+    return deployable_model_lost.evaluate_tick(dg.build_sensor_context(instance=instance)).run_requests
 
 
 def _attempt(job: str, gates: dict, module_dir: Path, instance: dg.DagsterInstance, name: str) -> Attempt:
     strategy = write_strategy(module_dir / f"{name}.yaml", gates=gates)
-    run = run_job(strategy, "AAPL", job=job, instance=instance)
+    run = run_job(strategy, PLANTED, job=job, instance=instance)
     manifest_run = run_job(strategy, job="build_manifest", instance=instance)
     return Attempt(
         run=run,
         manifest_run=manifest_run,
-        records=model_records("AAPL"),
-        selection=read_asset("model_selection", "AAPL"),
+        records=model_records(PLANTED),
+        selection=read_asset("model_selection", PLANTED),
         manifest=read_manifest(),
-        champion=champion("AAPL") if registry_versions("AAPL") else None,
-        versions=len(registry_versions("AAPL")),
+        champion=champion(PLANTED) if registry_versions(PLANTED) else None,
+        versions=len(registry_versions(PLANTED)),
+        alert=_alert_tick(instance),
     )
 
 
@@ -93,9 +104,9 @@ def _attempt(job: str, gates: dict, module_dir: Path, instance: dg.DagsterInstan
 def attempts(module_dir: Path, instance: dg.DagsterInstance) -> dict[str, Attempt]:
     """passing training -> failing retraining -> passing re-selection, in one warehouse, in this order."""
     return {
-        "pass": _attempt("materialize_symbol", PERMISSIVE_GATES, module_dir, instance, "pass"),
+        "pass": _attempt("materialize_symbol", SHIPPED_GATES, module_dir, instance, "pass"),
         "fail": _attempt("materialize_symbol", STRICT_GATES, module_dir, instance, "fail"),
-        "reselect": _attempt("select_symbol", PERMISSIVE_GATES, module_dir, instance, "reselect"),
+        "reselect": _attempt("select_symbol", SHIPPED_GATES, module_dir, instance, "reselect"),
     }
 
 
@@ -108,7 +119,7 @@ def test_a_passing_run_puts_its_model_in_the_manifest_and_promotes_it(attempts: 
     assert first.run.success, step_errors(first.run)
     assert first.manifest_run.success, step_errors(first.manifest_run)
     assert first.selection["selected_model"], first.selection["rejected"]
-    entry = first.manifest["selections"]["AAPL"]
+    entry = first.manifest["selections"][PLANTED]
     assert entry == first.selection and "stale" not in entry
     assert first.champion.run_id == _selected_record(first)["mlflow_run_id"]
     assert int(first.champion.version) == first.selection["registry"]["version"]
@@ -122,8 +133,8 @@ def test_a_failing_retraining_keeps_the_last_good_entry_marked_stale(attempts: d
         assert record["run_dir"] != first.records[model_type]["run_dir"]
         assert Path(first.records[model_type]["run_dir"]).is_dir()
     assert failed.selection["selected_model"] is None and failed.selection["action"] == MANUAL_REVIEW
-    entry = failed.manifest["selections"]["AAPL"]
-    previous = first.manifest["selections"]["AAPL"]
+    entry = failed.manifest["selections"][PLANTED]
+    previous = first.manifest["selections"][PLANTED]
     assert {k: v for k, v in entry.items() if k not in ("stale", "stale_since", "last_attempt")} == previous
     assert entry["stale"] is True
     attempt = entry["last_attempt"]
@@ -138,9 +149,26 @@ def test_a_failing_retraining_keeps_the_last_good_entry_marked_stale(attempts: d
         "manual_review_needed": 0,
         "stale_selections": 1,
     }
-    # the stale entry is still deployable: the blocking check passes and the run succeeds
+    # the stale entry is still deployable: the check passes and the run succeeds, but the symbol newly lost its
+    # current model, which the manifest, the check's metadata and the alert sensor say
     check = check_evaluations(failed.manifest_run)[("deployment_manifest", "every_symbol_deployable")]
     assert check.passed is True and failed.manifest_run.success
+    lost = {PLANTED: "kept its last good " + previous["selected_model"] + " (stale): No models met quality criteria"}
+    assert failed.manifest["alerts"] == {"newly_lost": lost}
+    assert check.metadata["newly_lost"].value == lost
+    assert "newly lost: PLANTED" in check.description
+
+
+def test_the_alert_sensor_requests_one_run_when_a_symbol_newly_lost_its_model(
+    attempts: dict[str, Attempt], instance: dg.DagsterInstance
+) -> None:
+    assert attempts["pass"].alert == []
+    (request,) = attempts["fail"].alert
+    assert request.tags["ktrdr/alert"] == "deployable_model_lost" and request.tags["ktrdr/symbols"] == PLANTED
+    assert deployable_model_lost.job_name == ALERT_JOB
+    run = defs.resolve_job_def(ALERT_JOB).execute_in_process(run_config=request.run_config, instance=instance)
+    assert run.success
+    assert attempts["reselect"].alert == []  # a fresh model again: nothing newly lost
 
 
 def test_a_failing_retraining_does_not_move_the_champion(attempts: dict[str, Attempt]) -> None:
@@ -154,7 +182,7 @@ def test_the_next_passing_selection_replaces_the_stale_entry(attempts: dict[str,
     failed, again = attempts["fail"], attempts["reselect"]
     assert again.run.success, step_errors(again.run)
     assert set(materialized(again.run)) == set(SELECTION_ASSETS)
-    entry = again.manifest["selections"]["AAPL"]
+    entry = again.manifest["selections"][PLANTED]
     assert entry == again.selection and "stale" not in entry
     assert entry["run_dir"] == failed.records[again.selection["model_type"]]["run_dir"]  # the retrained model
     assert again.versions == failed.versions + 1
@@ -179,7 +207,7 @@ def test_weekly_retraining_requests_one_run_per_symbol_each_week() -> None:
     assert weekly_retraining.job_name == "materialize_symbol"
     this_week, next_week = _schedule_requests(first), _schedule_requests(second)
     symbols = symbol_partitions.get_partition_keys()
-    assert sorted(symbols) == ["AAPL", "EURUSD", "MSFT"]
+    assert sorted(symbols) == list(ALL_SYMBOLS)
     for requests in (this_week, next_week):
         assert sorted(r.partition_key for r in requests) == symbols
         assert len({r.run_key for r in requests}) == len(symbols)
@@ -202,7 +230,7 @@ def _tick(instance: dg.DagsterInstance, cursor: str | None) -> tuple[Any, str | 
 def test_raw_data_sensor_requests_exactly_the_changed_symbol(msft_raw: Path, instance: dg.DagsterInstance) -> None:
     first, cursor = _tick(instance, None)
     assert isinstance(first, dg.SkipReason) and "first tick" in first.skip_message
-    assert sorted(json.loads(cursor)) == ["AAPL", "EURUSD", "MSFT"]
+    assert sorted(json.loads(cursor)) == list(ALL_SYMBOLS)
 
     unchanged, cursor = _tick(instance, cursor)
     assert isinstance(unchanged, dg.SkipReason)
@@ -225,7 +253,7 @@ def test_raw_data_sensor_requests_exactly_the_changed_symbol(msft_raw: Path, ins
 # --------------------------------------------------------------------------- 4. rescue after a model failure
 @dataclass
 class Rescue:
-    """A real MSFT run with an invalid neural-network config, the sensor's requests, the requested run."""
+    """A real NOEDGE run with an invalid neural-network config, the sensor's requests, the requested run."""
 
     strategy: Path
     failed: dg.ExecuteInProcessResult
@@ -248,14 +276,14 @@ def _failure_requests(instance: dg.DagsterInstance, run: dg.ExecuteInProcessResu
 @pytest.fixture(scope="module")
 def rescue(module_dir: Path, instance: dg.DagsterInstance) -> Rescue:
     strategy = write_strategy(module_dir / "broken_nn.yaml", models={"neural_network": {"hidden_layers": []}})
-    failed = run_job(strategy, "MSFT", instance=instance)
+    failed = run_job(strategy, NOEDGE, instance=instance)
     requests = _failure_requests(instance, failed)
     assert len(requests) == 1, requests
     request = requests[0]
     run = defs.resolve_job_def(select_after_model_failure.job_name).execute_in_process(
         run_config=request.run_config, partition_key=request.partition_key, instance=instance, raise_on_error=False
     )
-    return Rescue(strategy, failed, requests, run, read_asset("model_selection", "MSFT"), model_records("MSFT"))
+    return Rescue(strategy, failed, requests, run, read_asset("model_selection", NOEDGE), model_records(NOEDGE))
 
 
 def test_a_model_failure_fails_only_that_model(rescue: Rescue) -> None:
@@ -271,7 +299,7 @@ def test_a_model_failure_fails_only_that_model(rescue: Rescue) -> None:
 def test_the_sensor_requests_selection_for_that_symbol_with_the_runs_strategy(rescue: Rescue) -> None:
     (request,) = rescue.requests
     assert select_after_model_failure.job_name == "select_symbol"
-    assert request.partition_key == "MSFT"
+    assert request.partition_key == NOEDGE
     assert request.run_key == f"select-after-{rescue.failed.run_id}"
     # the rescue selection uses the failed run's own strategy, not the shipped default
     assert request.run_config == strategy_run_config(rescue.strategy)

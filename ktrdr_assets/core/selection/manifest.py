@@ -75,9 +75,14 @@ def build_manifest(
         {
             "timestamp": timestamp or now_iso(),
             "selection_criteria": {
+                "evidence": "walk-forward out-of-fold predictions; the holdout is reported, never used",
                 "max_train_val_gap": gates.max_gap,
-                "min_test_accuracy": gates.min_accuracy,
-                "max_val_test_diff": gates.max_val_test_diff,
+                "min_oof_accuracy": gates.min_accuracy,
+                "alpha": gates.alpha,
+                "multiple_testing": gates.multiple_testing,
+                "min_folds_above_baseline": gates.min_folds_above_baseline,
+                "max_fold_accuracy_std": gates.max_fold_accuracy_std,
+                "min_deflated_sharpe_probability": gates.min_deflated_sharpe_probability,
                 "gap_penalty": gates.gap_penalty,
             },
             "selections": ordered,
@@ -89,3 +94,22 @@ def build_manifest(
             },
         }
     )
+
+
+def newly_lost(previous_manifest: Mapping[str, Any] | None, manifest: Mapping[str, Any]) -> dict[str, str]:
+    """{symbol: what happened} for every symbol that had a current (not stale) deployable model in
+    `previous_manifest` and has none, or only a stale last good one, in `manifest`: the alert a user hooks
+    (a retraining whose new evidence no longer qualifies)."""
+    before = (previous_manifest or {}).get("selections", {})
+    after = manifest.get("selections", {})
+    lost: dict[str, str] = {}
+    for symbol, entry in before.items():
+        if not entry.get("selected_model") or entry.get("stale"):
+            continue
+        now = after.get(symbol)
+        if now is None or not now.get("selected_model"):
+            lost[symbol] = "no deployable model any more"
+        elif now.get("stale"):
+            reason = (now.get("last_attempt") or {}).get("reason") or "the new selection failed"
+            lost[symbol] = f"kept its last good {now['selected_model']} (stale): {reason}"
+    return lost
