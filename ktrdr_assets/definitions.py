@@ -8,6 +8,7 @@ from ktrdr_assets.assets import data, models, raw_files, selection
 from ktrdr_assets.io import WarehouseIOManager
 from ktrdr_assets.jobs.research import experiment_jobs, weekly_cleanup
 from ktrdr_assets.jobs.retraining import jobs, schedules, sensors
+from ktrdr_assets.progress import progress_logger
 from ktrdr_assets.resources import MlflowTracking, StrategyResource
 from ktrdr_assets.symbol_registry import register_at_load
 
@@ -29,6 +30,8 @@ defs = dg.Definitions(
     },
     # One symbol's steps run in one process: no per-step interpreter start-up and code-location import.
     executor=dg.in_process_executor,
+    # `console` is Dagster's default; `progress` (one line per step, epoch and fold) is what ktrdr-run selects.
+    loggers={"console": dg.colored_console_logger, "progress": progress_logger},
 )
 
 # Symbols are dynamic partitions: register the raw files present now, so a file dropped a second ago is a

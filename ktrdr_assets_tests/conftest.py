@@ -1,4 +1,5 @@
-"""Test isolation: every test session gets its own raw folder (a copy of data/raw), warehouse,
+"""Test isolation: every test session gets its own raw folder (a copy of data/raw plus the synthetic
+PLANTED and NOEDGE files of synthetic_symbols.py), warehouse,
 DAGSTER_HOME and MLflow store, set before ktrdr_assets is imported (partitions are discovered from
 the raw folder at import). Nothing a test does touches the project's own data/ or dagster_home/.
 
@@ -27,6 +28,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="ktrdr-tests-"))
 RAW_COPY = SESSION_DIR / "raw"
 shutil.copytree(PROJECT_ROOT / "data" / "raw", RAW_COPY)
+# PLANTED (a planted edge) and NOEDGE (a random walk): partitions whose answer is known.
+from ktrdr_assets_tests.synthetic_symbols import write_synthetic_raw_files  # noqa: E402
+
+write_synthetic_raw_files(RAW_COPY)
 (SESSION_DIR / "dagster_home").mkdir()
 os.environ["KTRDR_RAW_DIR"] = str(RAW_COPY)
 os.environ["KTRDR_WAREHOUSE_DIR"] = str(SESSION_DIR / "warehouse")

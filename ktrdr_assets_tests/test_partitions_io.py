@@ -24,6 +24,7 @@ from ktrdr_assets.partitions import (
     symbol_partitions,
     validate_symbol,
 )
+from ktrdr_assets_tests.synthetic_symbols import ALL_SYMBOLS
 
 UNSAFE_KEYS = [
     "../../etc",
@@ -45,8 +46,10 @@ UNSAFE_KEYS = [
 
 # --------------------------------------------------------------------------- partition keys
 def test_partitions_are_the_raw_files(instance: dg.DagsterInstance) -> None:
-    """Dynamic partitions: the raw files registered in the instance (here by the `instance` fixture)."""
-    assert symbol_partitions.get_partition_keys(dynamic_partitions_store=instance) == ["AAPL", "EURUSD", "MSFT"]
+    """Dynamic partitions: the raw files registered in the instance (here by the `instance` fixture): the
+    shipped files plus the two synthetic ones conftest.py writes into the session's raw folder."""
+    assert symbol_partitions.get_partition_keys(dynamic_partitions_store=instance) == list(ALL_SYMBOLS)
+    assert set(ALL_SYMBOLS) == {"AAPL", "EURUSD", "MSFT", "NOEDGE", "PLANTED"}
 
 
 @pytest.mark.parametrize("key", ["EURUSD", "BRK.B", "ES-F_1", "x" * 64])
@@ -89,7 +92,8 @@ def test_asset_path_never_escapes_the_root(tmp_path: Path) -> None:
 
 
 def test_source_for_an_unknown_symbol_lists_the_known_ones() -> None:
-    with pytest.raises(PartitionKeyError, match=r"no raw bar file for symbol 'ZZZZ' .*\['AAPL', 'EURUSD', 'MSFT'\]"):
+    known = r"\['AAPL', 'EURUSD', 'MSFT', 'NOEDGE', 'PLANTED'\]"
+    with pytest.raises(PartitionKeyError, match=rf"no raw bar file for symbol 'ZZZZ' .*{known}"):
         source_for("ZZZZ")
 
 

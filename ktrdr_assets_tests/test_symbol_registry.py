@@ -13,6 +13,7 @@ from dagster._core.storage.partition_status_cache import get_and_update_asset_st
 
 from ktrdr_assets.partitions import SYMBOL_PARTITIONS, PartitionKeyError, symbol_partitions
 from ktrdr_assets.symbol_registry import register_symbols, registered_symbols
+from ktrdr_assets_tests.synthetic_symbols import ALL_SYMBOLS
 
 
 def _asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
@@ -35,8 +36,8 @@ def test_materializations_under_the_static_partitions_keep_showing(tmp_path: Pat
         for symbol in ("AAPL", "MSFT"):
             dg.materialize([_asset(before)], partition_key=symbol, instance=instance, resources={})
         assert _materialized(instance, before) == {"AAPL", "MSFT"}
-        assert register_symbols(instance) == ["AAPL", "EURUSD", "MSFT"]  # what loading the definitions does
-        assert registered_symbols(instance) == {"AAPL", "EURUSD", "MSFT"}
+        assert register_symbols(instance) == list(ALL_SYMBOLS)  # what loading the definitions does
+        assert registered_symbols(instance) == set(ALL_SYMBOLS)
         assert _materialized(instance, symbol_partitions) == {"AAPL", "MSFT"}
         assert symbol_partitions.name == SYMBOL_PARTITIONS
 

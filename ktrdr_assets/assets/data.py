@@ -6,7 +6,8 @@ import dagster as dg
 import pandas as pd
 
 from ktrdr_assets.core.data.augmentation import augment_train_set
-from ktrdr_assets.core.data.bars import bar_stats, load_bars, load_sources_config
+from ktrdr_assets.core.data.bar_stats import bar_stats
+from ktrdr_assets.core.data.bars import BarsError, load_raw_bars, load_sources_config
 from ktrdr_assets.core.data.features import build_features
 from ktrdr_assets.core.data.fuzzy import compute_memberships, fuzzy_coverage
 from ktrdr_assets.core.data.indicators import compute_indicators
@@ -16,7 +17,7 @@ from ktrdr_assets.core.data.signals import CLASS_NAMES
 from ktrdr_assets.core.data.splits import TemporalSplits, temporal_split, verify_splits
 from ktrdr_assets.core.data.warmup import required_bars
 from ktrdr_assets.metadata import class_balance_md, date_range, json_value, md_table, preview
-from ktrdr_assets.partitions import source_for, symbol_partitions
+from ktrdr_assets.partitions import PartitionKeyError, scan_raw_folder, source_for, symbol_partitions
 from ktrdr_assets.paths import sources_config_path
 from ktrdr_assets.resources import StrategyResource
 
@@ -37,14 +38,24 @@ def _spec(name: str, asset: str, description: str, blocking: bool = True) -> dg.
 )
 def ohlcv(context: dg.AssetExecutionContext, strategy: StrategyResource):
     symbol = context.partition_key
-    source = source_for(symbol)
     config = strategy.for_symbol(symbol)
-    frame = load_bars(
-        source.path,
-        required_bars=required_bars(config),
-        adjust_with_adj_close=config.data.adjust_with_adj_close,
-        source=load_sources_config(sources_config_path()).get(source.path.name),
-    )
+    try:
+        source = source_for(symbol)
+        loaded = load_raw_bars(
+            source.path,
+            required_bars=required_bars(config),
+            adjust_with_adj_close=config.data.adjust_with_adj_close,
+            source=load_sources_config(sources_config_path()).get(source.path.name),
+        )
+    except (BarsError, PartitionKeyError) as err:
+        # A user's file (or sources.yaml) that cannot be used: its one-line message, not a stack trace.
+        raise dg.Failure(description=str(err), allow_retries=False) from None
+    frame = loaded.bars
+    for note in loaded.notes:
+        context.log.warning(f"{source.path.name}: {note}")
+    ignored = scan_raw_folder().ignored
+    if ignored:
+        context.log.warning(f"raw files that are not partitions: {ignored}")
     context.log.info(f"{symbol}: {len(frame)} bars loaded from {source.path.name}")
     yield dg.Output(
         frame,
@@ -53,6 +64,8 @@ def ohlcv(context: dg.AssetExecutionContext, strategy: StrategyResource):
             "timeframe": source.timeframe,
             "stats": json_value(bar_stats(frame, source.timeframe)),
             "rows": len(frame),
+            "loader_notes": json_value(list(loaded.notes)),
+            "ignored_raw_files": json_value(ignored),
             "preview": preview(frame),
         },
     )

@@ -26,12 +26,69 @@ from ktrdr_assets.resources import MlflowTracking, StrategyResource
 GPU_POOL = "gpu"
 
 
+def _fold_table(evidence: dict) -> dg.MetadataValue:
+    header = ["fold", "fit rows", "test from", "test to", "train acc", "val acc", "test acc", "baseline", "rule", "s"]
+    rows = [
+        (
+            f["fold"],
+            f["rows"]["fit"],
+            f["test_first"][:10],
+            f["test_last"][:10],
+            f["train_accuracy"],
+            f["val_accuracy"],
+            f["test_accuracy"],
+            f["baseline"],
+            f["decision_rule"],
+            f"{f['seconds']:.1f}",
+        )
+        for f in evidence["folds"]
+    ]
+    return md_table(header, rows, float_format=".3f", align="rrllrrrrlr")
+
+
+def _evidence_metadata(result: dict) -> dict:
+    """The walk-forward evidence and the holdout, for people: figures, a table of the folds, the cost."""
+    out: dict = {}
+    evidence = result.get("evidence")
+    if evidence:
+        oof = evidence["oof"]
+        persistence = oof["persistence_accuracy"]
+        out.update(
+            {
+                "oof_accuracy": oof["accuracy"],
+                "oof_baseline": oof["baseline"],
+                "oof_baseline_name": oof["baseline_name"],
+                "oof_majority_baseline": oof["majority_accuracy"],
+                "oof_persistence_baseline": persistence if persistence is not None else "n/a",
+                "oof_p_value": oof["p_value"],
+                "oof_n": oof["n"],
+                "oof_n_effective": oof["n_effective"],
+                "oof_wilson_95": f"[{oof['wilson_low']:.3f}, {oof['wilson_high']:.3f}]",
+                "mean_fold_gap": evidence["mean_gap"],
+                "oof_predicted_shares": json_value(oof["predicted_shares"]),
+                "walk_forward": _fold_table(evidence),
+            }
+        )
+    holdout = result.get("holdout") or {}
+    if holdout:
+        out["holdout_accuracy"] = holdout["accuracy"]
+        out["holdout_baseline"] = holdout["baseline"]
+        out["holdout_predicted_shares"] = json_value(holdout["predicted_shares"])
+    if result.get("decision_rule"):
+        out["decision_rule"] = result["decision_rule"]["description"]
+    cost = result.get("training_cost") or {}
+    out["training_cost"] = json_value(cost)
+    out["walk_forward_seconds"] = round(cost.get("walk_forward_seconds", 0.0), 2)
+    return out
+
+
 def _metadata(record: TrainingRecord, top: int) -> dict:
     result = record.result
     history = record.history
     out = {
         "model": record.model_name,
         "device": record.device,
+        **_evidence_metadata(result),
         "train_accuracy": history["train_accuracy"],
         "val_accuracy": history["val_accuracy"],
         "test_accuracy": history["test_accuracy"],
@@ -59,6 +116,19 @@ def _metadata(record: TrainingRecord, top: int) -> dict:
     return out
 
 
+def _check_metadata(gate) -> dict:
+    """The check's figures: measured value, threshold, baseline and the gate's details (n, p-value, ...)."""
+    metadata: dict = {"threshold": gate.threshold}
+    if gate.value is not None:
+        metadata["value"] = gate.value
+    if gate.baseline is not None:
+        metadata["baseline"] = gate.baseline
+    for key, value in gate.details.items():
+        if value is not None:
+            metadata[key] = json_value(value) if isinstance(value, dict | list) else value
+    return metadata
+
+
 def _gate_results(record: TrainingRecord, gates) -> list[dg.AssetCheckResult]:
     return [
         dg.AssetCheckResult(
@@ -66,11 +136,7 @@ def _gate_results(record: TrainingRecord, gates) -> list[dg.AssetCheckResult]:
             passed=gate.passed,
             severity=dg.AssetCheckSeverity.ERROR,
             description=gate.description,
-            metadata={
-                "value": gate.value,
-                "threshold": gate.threshold,
-                **({"baseline": gate.baseline} if gate.baseline is not None else {}),
-            },
+            metadata=_check_metadata(gate),
         )
         for gate in evaluate_gates(record.result, gates)
     ]
@@ -94,8 +160,9 @@ def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         op_tags=gpu_op_tags() if spec.is_torch else None,
         kinds={spec.kind},
         check_specs=checks,
-        description=f"{spec.description or spec.display_name}: evaluated on validation and test, saved with "
-        "its scaler, config, metrics and analytics.",
+        description=f"{spec.description or spec.display_name}: judged on a purged walk-forward over the history "
+        "before the holdout (out-of-fold predictions in its run folder), then fitted as the deployable model and "
+        "scored once on the holdout; saved with its scaler, config, metrics and analytics.",
     )
     def _model(
         context: dg.AssetExecutionContext,
@@ -103,6 +170,7 @@ def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         mlflow: MlflowTracking,
         temporal_splits: TemporalSplits,
         augmented_train_set: pd.DataFrame,
+        features: pd.DataFrame,
     ):
         symbol = context.partition_key
         config = strategy.for_symbol(symbol)
@@ -129,6 +197,7 @@ def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                     strategy_source=str(strategy.resolved_path()),
                     tracker=tracker,
                     progress=context.log.info,
+                    features=features,
                 )
             except Exception as err:
                 if folder.path.exists():  # training started: leave the LLM-ready diagnosis beside its files

@@ -12,9 +12,8 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from ktrdr_assets.core.data.raw_changes import raw_file_problems
 from ktrdr_assets.metadata import json_value, md_table
-from ktrdr_assets.partitions import discover_sources
+from ktrdr_assets.partitions import scan_raw_folder
 from ktrdr_assets.paths import raw_dir
 
 RAW_FILES_KEY = dg.AssetKey("raw_bar_files")
@@ -65,11 +64,11 @@ def _description(problems: Mapping[str, str]) -> str:
     description="Every file in the raw folder is a valid bar file of its own symbol (warning otherwise)",
 )
 def raw_files_valid() -> dg.AssetCheckResult:
-    sources = discover_sources()
-    problems = raw_file_problems(raw_dir(), {s: src.path for s, src in sources.items()})
+    scan = scan_raw_folder()
+    problems = scan.ignored
     return dg.AssetCheckResult(
         passed=not problems,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata=raw_files_metadata(problems, sorted(sources)),
+        metadata=raw_files_metadata(problems, sorted(scan.sources)),
         description=_description(problems),
     )

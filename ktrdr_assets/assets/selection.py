@@ -14,21 +14,25 @@ import pandas as pd
 
 from ktrdr_assets.assets.manifest_inputs import MANIFEST_POOL, manifest_path, rebuild_deployment_manifest
 from ktrdr_assets.core.config.errors import StrategyError
+from ktrdr_assets.core.data.calendar import infer_market
 from ktrdr_assets.core.data.signals import Signal
-from ktrdr_assets.core.data.splits import LABEL, TemporalSplits
+from ktrdr_assets.core.data.splits import TemporalSplits
 from ktrdr_assets.core.models.loading import predict_part
 from ktrdr_assets.core.models.registry import model_specs
 from ktrdr_assets.core.models.run_folder import RunFolder
 from ktrdr_assets.core.models.training_runs import config_fingerprint, splits_fingerprint
-from ktrdr_assets.core.selection.backtest import periods_per_year_for_market, plot_equity, run_backtest
+from ktrdr_assets.core.selection.backtest import periods_per_year_for_market, run_backtest
+from ktrdr_assets.core.selection.candidate_backtests import oof_backtests
 from ktrdr_assets.core.selection.candidates import current_candidates
+from ktrdr_assets.core.selection.decision import apply_decision_rule
 from ktrdr_assets.core.selection.manifest import selection_criteria
-from ktrdr_assets.core.selection.selector import select_model
-from ktrdr_assets.core.selection.thresholds import apply_decision_threshold, optimize_decision_margin
-from ktrdr_assets.core.util.plots import comparison_png
+from ktrdr_assets.core.selection.selector import evidence_figures, select_model
+from ktrdr_assets.core.selection.sharpe import count_trials
+from ktrdr_assets.core.util.plots import comparison_png, equity_comparison_png
 from ktrdr_assets.io import read_asset_if_present
 from ktrdr_assets.metadata import json_value, md_table, png_md
 from ktrdr_assets.partitions import source_for, symbol_partitions
+from ktrdr_assets.paths import warehouse_dir
 from ktrdr_assets.resources import MlflowTracking, StrategyResource
 from ktrdr_assets.resources.champion import promote_champion
 
@@ -45,7 +49,7 @@ def _config_fingerprints(strategy: StrategyResource, symbol: str) -> dict[str, s
     out: dict[str, str | None] = {}
     for spec in model_specs():
         try:
-            out[spec.model_type] = config_fingerprint(spec.parse_config(config.models), config.seed)
+            out[spec.model_type] = config_fingerprint(spec.parse_config(config.models), config.seed, config.evaluation)
         except StrategyError:
             out[spec.model_type] = None
     return out
@@ -89,38 +93,104 @@ def training_analytics(context: dg.AssetExecutionContext) -> dg.Output:
     return dg.Output(summary, metadata=metadata)
 
 
+def calendar_for(symbol: str, config, ohlcv: pd.DataFrame) -> dict[str, Any]:
+    """{market, why, periods_per_year}: the strategy's `data.market`, else the calendar read from the bars;
+    `backtest.periods_per_year`, when set, wins."""
+    if config.data.market is not None:
+        market, why = config.data.market, "set by the strategy (data.market)"
+    else:
+        market, why = infer_market(ohlcv.index)
+    periods = periods_per_year_for_market(source_for(symbol).timeframe, market)
+    if config.backtest.periods_per_year:
+        periods, why = config.backtest.periods_per_year, "set by the strategy (backtest.periods_per_year)"
+    return {"market": market, "why": why, "periods_per_year": periods}
+
+
+def _trials(symbol: str, candidates: int) -> dict[str, int]:
+    from ktrdr_assets.jobs.research import EXPERIMENTS_DIR, HPO_DIR
+
+    root = warehouse_dir()
+    return count_trials(symbol, candidates, root / EXPERIMENTS_DIR, root / HPO_DIR)
+
+
+def _fmt(value: Any, spec: str = ".3f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
 def model_selection(
     context: dg.AssetExecutionContext,
     strategy: StrategyResource,
     mlflow: MlflowTracking,
     temporal_splits: TemporalSplits,
+    ohlcv: pd.DataFrame,
 ) -> dg.Output:
-    """Note 002's ModelSelector: gate-passing models scored by test accuracy - penalty x gap; decision
-    threshold chosen on validation."""
+    """Note 002's ModelSelector on the walk-forward evidence: gate-passing models scored by out-of-fold
+    accuracy - penalty x mean fold gap; every candidate's out-of-fold backtest and deflated Sharpe ratio."""
     symbol = context.partition_key
     config = strategy.for_symbol(symbol)
     records = latest_records(symbol)
     candidates, excluded = current_candidates(
         records, splits_fingerprint(temporal_splits), _config_fingerprints(strategy, symbol)
     )
-    selection = select_model(symbol, candidates, config.gates)
+    trained = {name: result for name, result in candidates.items() if result is not None}
+    calendar = calendar_for(symbol, config, ohlcv)
+    trials = _trials(symbol, len(trained))
+    backtests = oof_backtests(
+        {name: result["run_dir"] for name, result in trained.items()},
+        ohlcv["close"],
+        config.backtest,
+        calendar["periods_per_year"],
+        trials["total"],
+    )
+    sharpe = {name: entry["sharpe"] for name, entry in backtests.items()}
+    selection = select_model(symbol, candidates, config.gates, n_models=len(model_specs()), sharpe=sharpe)
     selection["selection_criteria"] = selection_criteria(config.gates)  # this symbol's own gates, for the manifest
     for name, reason in excluded.items():
         selection["rejected"][name] = [f"not a candidate: {reason}"]
     chosen = selection["selected_model"]
+    selection["candidates"] = {
+        name: {
+            "model_type": result["model_type"],
+            "run_dir": result["run_dir"],
+            "decision_rule": result.get("decision_rule"),
+            **evidence_figures(result),
+            "oof_backtest": backtests.get(name, {}).get("metrics"),
+            "sharpe": sharpe.get(name),
+            "deployed": name == chosen,
+        }
+        for name, result in sorted(trained.items())
+    }
+    selection["trials"] = trials
+    selection["calendar"] = calendar
     if chosen:
         picked = candidates[chosen]
-        proba, index = predict_part(Path(picked["run_dir"]), temporal_splits.validation, temporal_splits.feature_names)
-        y_val = temporal_splits.validation.loc[index, LABEL].to_numpy()
-        selection["decision_threshold"] = optimize_decision_margin(proba, y_val)
-        selection.update(model_type=picked["model_type"], run_dir=picked["run_dir"], symbol=symbol)
+        selection.update(
+            model_type=picked["model_type"],
+            run_dir=picked["run_dir"],
+            symbol=symbol,
+            decision_rule=picked.get("decision_rule"),
+            sharpe=sharpe.get(chosen),
+        )
         selection["registry"] = promote_champion(mlflow.resolved_uri(), symbol, records[picked["model_type"]])
     rows = []
-    for name, result in sorted(candidates.items()):
+    for name in sorted(candidates):
+        entry = selection["candidates"].get(name, {})
         status = "selected" if name == chosen else "; ".join(selection["rejected"].get(name, ["passed"]))
-        h = result["history"] if result else {}
-        rows.append((name, h.get("test_accuracy"), h.get("train_val_gap"), status))
-    table = md_table(["model", "test acc", "gap", "status"], rows, float_format=".3f", align="lrrl")
+        dsr = (entry.get("sharpe") or {}).get("dsr")
+        rows.append(
+            (
+                name,
+                entry.get("oof_accuracy"),
+                entry.get("baseline"),
+                _fmt(entry.get("p_value"), ".2g"),
+                entry.get("train_val_gap"),
+                entry.get("test_accuracy"),
+                _fmt(dsr),
+                status,
+            )
+        )
+    header = ["model", "OOF acc", "baseline", "p", "gap", "holdout acc", "DSR", "status"]
+    table = md_table(header, rows, float_format=".3f", align="lrrrrrrl")
     context.log.info(f"{symbol}: selected {chosen or 'nothing'} ({selection['reason']})")
     return dg.Output(
         selection,
@@ -128,13 +198,23 @@ def model_selection(
             "selected_model": chosen or "none (MANUAL_REVIEW_REQUIRED)",
             "reason": selection["reason"],
             "candidates": table,
+            "trials": json_value(trials),
         },
     )
 
 
+def _holdout_backtest(entry: dict, temporal_splits: TemporalSplits, close: pd.Series, config, periods: int):
+    proba, index = predict_part(Path(entry["run_dir"]), temporal_splits.test, temporal_splits.feature_names)
+    rule = entry.get("decision_rule") or {"kind": "argmax"}
+    signals = pd.Series(apply_decision_rule(proba, rule), index=index, name="signal")
+    return run_backtest(close.loc[index], signals, config.backtest, periods), signals
+
+
 @dg.asset(
     **_common,
-    description="The selected model's signals traded over the test period only, beside buy-and-hold.",
+    description="Every trained candidate's calls traded over the holdout (the test period, scored once) and "
+    "over its walk-forward's out-of-fold test blocks, beside buy-and-hold, marked deployed or not; "
+    "probabilistic and deflated Sharpe ratios of the out-of-fold returns.",
 )
 def backtest(
     context: dg.AssetExecutionContext,
@@ -145,31 +225,83 @@ def backtest(
 ) -> dg.Output:
     symbol = context.partition_key
     config = strategy.for_symbol(symbol)
-    if not model_selection.get("selected_model"):
-        return dg.Output({"skipped": "no selected model", "symbol": symbol}, metadata={"skipped": "no selected model"})
-    proba, index = predict_part(Path(model_selection["run_dir"]), temporal_splits.test, temporal_splits.feature_names)
-    threshold = model_selection["decision_threshold"]["threshold"]
-    signals = pd.Series(apply_decision_threshold(proba, threshold), index=index, name="signal")
-    periods = periods_per_year_for_market(source_for(symbol).timeframe, config.data.market)
-    result = run_backtest(ohlcv["close"].loc[index], signals, config.backtest, periods)
-    report = {
+    candidates = model_selection.get("candidates") or {}
+    if not candidates:
+        return dg.Output({"skipped": "no trained model", "symbol": symbol}, metadata={"skipped": "no trained model"})
+    calendar = model_selection.get("calendar") or calendar_for(symbol, config, ohlcv)
+    periods = calendar["periods_per_year"]
+    report: dict[str, Any] = {
         "symbol": symbol,
-        "model": model_selection["selected_model"],
-        "decision_threshold": threshold,
-        "period": {"first": index[0].isoformat(), "last": index[-1].isoformat(), "bars": len(index)},
-        "signal_counts": {s.name: int((signals == s.value).sum()) for s in Signal},
-        "metrics": result.metrics,
+        "selected_model": model_selection.get("selected_model"),
+        "calendar": calendar,
+        "trials": model_selection.get("trials"),
+        "candidates": {},
     }
-    rows = [(key, value, result.metrics["buy_and_hold"].get(key)) for key, value in result.metrics["strategy"].items()]
-    return dg.Output(
-        report,
-        metadata={
-            "metrics": md_table(["metric", "strategy", "buy & hold"], rows, align="lrr"),
-            "equity_curve": png_md(plot_equity(result), f"{symbol} equity"),
-            "total_return": result.metrics["strategy"]["total_return"],
-            "sharpe": result.metrics["strategy"]["sharpe"] or 0.0,
-        },
+    # buy-and-hold over the whole holdout (a sequence model's calls start lookback - 1 bars later)
+    test_index = temporal_splits.test.index
+    hold_signals = pd.Series(int(Signal.HOLD), index=test_index)
+    market = run_backtest(ohlcv["close"].loc[test_index], hold_signals, config.backtest, periods)
+    report["buy_and_hold"] = {"holdout": market.metrics["buy_and_hold"]}
+    rows, curves = [], {}
+    for name, entry in sorted(candidates.items()):
+        result, signals = _holdout_backtest(entry, temporal_splits, ohlcv["close"], config, periods)
+        index = signals.index
+        strategy_metrics = result.metrics["strategy"]
+        report["candidates"][name] = {
+            "deployed": entry["deployed"],
+            "decision_rule": (entry.get("decision_rule") or {}).get("description", "argmax"),
+            "holdout": {
+                "period": {"first": index[0].isoformat(), "last": index[-1].isoformat(), "bars": len(index)},
+                "signal_counts": {s.name: int((signals == s.value).sum()) for s in Signal},
+                "metrics": strategy_metrics,
+            },
+            "oof": {"metrics": entry.get("oof_backtest"), "sharpe": entry.get("sharpe")},
+        }
+        curves[name] = result.equity
+        oof = entry.get("oof_backtest") or {}
+        sharpe = entry.get("sharpe") or {}
+        rows.append(
+            (
+                name + (" (deployed)" if entry["deployed"] else ""),
+                _fmt(strategy_metrics["total_return"], "+.1%"),
+                _fmt(strategy_metrics["sharpe"], ".2f"),
+                _fmt(strategy_metrics["max_drawdown"], ".1%"),
+                _fmt(oof.get("total_return"), "+.1%"),
+                _fmt(oof.get("sharpe"), ".2f"),
+                _fmt(sharpe.get("psr")),
+                _fmt(sharpe.get("dsr")),
+            )
+        )
+    bh = report["buy_and_hold"]["holdout"]
+    rows.append(
+        (
+            "buy & hold",
+            _fmt(bh["total_return"], "+.1%"),
+            _fmt(bh["sharpe"], ".2f"),
+            _fmt(bh["max_drawdown"], ".1%"),
+            "",
+            "",
+            "",
+            "",
+        )
     )
+    header = ["model", "holdout return", "holdout Sharpe", "holdout max DD", "OOF return", "OOF Sharpe", "PSR", "DSR"]
+    curves["buy & hold"] = market.buy_and_hold_equity
+    deployed = model_selection.get("selected_model")
+    metadata = {
+        "candidates": md_table(header, rows, align="lrrrrrrr"),
+        "equity_curve": png_md(
+            equity_comparison_png(curves, f"{symbol}: holdout equity per candidate"), f"{symbol} equity"
+        ),
+        "selected_model": deployed or "none",
+        "periods_per_year": periods,
+        "calendar": f"{calendar['market']}: {calendar['why']}",
+    }
+    if deployed and deployed in report["candidates"]:
+        chosen = report["candidates"][deployed]["holdout"]["metrics"]
+        metadata["total_return"] = chosen["total_return"]
+        metadata["sharpe"] = chosen["sharpe"] or 0.0
+    return dg.Output(report, metadata=metadata)
 
 
 @dg.asset(
@@ -179,8 +311,11 @@ def backtest(
         dg.AssetCheckSpec(
             "every_symbol_deployable",
             asset="deployment_manifest",
-            blocking=True,
-            description="Every symbol has a deployable model (a current or last good selection)",
+            blocking=False,
+            description="Every symbol has a deployable model (a current or last good selection). Red (severity "
+            "ERROR) lists the symbols without one and why; it never fails the run: no qualifying model is an "
+            "outcome of a healthy run. `newly_lost` in its metadata names the symbols that lost a current "
+            "deployable model with this manifest (the `deployable_model_lost` sensor alerts on them).",
         )
     ],
     description="One manifest across all symbols (note 002's schema), rebuilt from every symbol's latest "
@@ -190,22 +325,67 @@ def backtest(
     pool=MANIFEST_POOL,
 )
 def deployment_manifest(context: dg.AssetExecutionContext, strategy: StrategyResource):
-    # Written by the rebuild itself, under its lock (not by the IO manager, after the lock is released).
+    # Written by the rebuild itself, under its lock (not by the IO manager, after the lock is released);
+    # `alerts.newly_lost` compares it with the manifest it replaced, read under the same lock.
     manifest = rebuild_deployment_manifest(strategy.load())
+    lost = manifest["alerts"]["newly_lost"]
     rows = []
     for symbol, entry in manifest["selections"].items():
         note = "stale: last good kept" if entry.get("stale") else entry.get("action", "") or entry.get("reason", "")
-        rows.append((symbol, entry.get("selected_model"), entry.get("test_accuracy"), entry.get("train_val_gap"), note))
-    table = md_table(["symbol", "selected", "test acc", "gap", "note"], rows, align="llrrl")
-    metadata = {"selections": table, "path": dg.MetadataValue.path(str(manifest_path())), **manifest["summary"]}
+        dsr = (entry.get("sharpe") or {}).get("dsr")
+        rows.append(
+            (
+                symbol,
+                entry.get("selected_model"),
+                entry.get("oof_accuracy"),
+                entry.get("baseline"),
+                _fmt(entry.get("p_value"), ".2g"),
+                entry.get("test_accuracy"),
+                _fmt(dsr),
+                note,
+            )
+        )
+    header = ["symbol", "selected", "OOF acc", "baseline", "p", "holdout acc", "DSR", "note"]
+    table = md_table(header, rows, float_format=".3f", align="llrrrrrl")
+    metadata = {
+        "selections": table,
+        "path": dg.MetadataValue.path(str(manifest_path())),
+        **manifest["summary"],
+        "newly_lost": json_value(lost),
+    }
     if manifest["retired"]:
         metadata["retired"] = json_value({s: e["retired_at"] for s, e in manifest["retired"].items()})
     yield dg.MaterializeResult(metadata=metadata)
-    missing = sorted(s for s, e in manifest["selections"].items() if not e.get("selected_model"))
+    missing = {
+        symbol: "; ".join(
+            f"{name}: {reasons[0]}" for name, reasons in sorted((entry.get("rejected") or {}).items()) if reasons
+        )
+        or entry.get("reason", "")
+        for symbol, entry in manifest["selections"].items()
+        if not entry.get("selected_model")
+    }
+    if missing:
+        description = (
+            f"{len(missing)} of {len(manifest['selections'])} symbols without a deployable model: "
+            + ", ".join(sorted(missing))
+        )
+    elif manifest["selections"]:
+        description = f"all {len(manifest['selections'])} symbols have a deployable model"
+    else:
+        description = "no symbol has a selection yet"
+    if lost:
+        description += f"; newly lost: {', '.join(sorted(lost))}"
     yield dg.AssetCheckResult(
         check_name="every_symbol_deployable",
         passed=not missing and bool(manifest["selections"]),
-        metadata={"symbols_without_model": json_value(missing), "summary": json_value(manifest["summary"])},
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=description,
+        metadata={
+            "symbols_without_model": json_value(sorted(missing)),
+            "reasons": json_value(missing),
+            "newly_lost": json_value(lost),
+            "summary": json_value(manifest["summary"]),
+        },
     )
 
 

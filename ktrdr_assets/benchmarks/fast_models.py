@@ -7,3 +7,6 @@ FAST_MODELS = {
     "lstm": {"epochs": 3, "hidden_size": 16, "patience": 2, "batch_size": 64},
     "permutation_repeats": 1,
 }
+
+#: A short walk-forward for tests: three folds, torch epochs capped at the fast models' own.
+FAST_EVALUATION = {"folds": 3, "max_epochs_per_fold": 3}

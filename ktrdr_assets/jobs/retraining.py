@@ -8,6 +8,10 @@
 - `raw_data_sensor`: a new file in data/raw/ becomes a partition and is trained; a changed file retrains
   that symbol only; a removed file retires its symbol (partition removed, files kept, manifest rebuilt);
   a file that cannot be a partition is reported (log, and the `raw_files_valid` check of `raw_bar_files`).
+- `deployable_model_lost`: when a manifest names symbols that newly lost their current deployable model
+  (`newly_lost` in its metadata), requests one `deployable_model_lost_alert` run, tagged
+  `ktrdr/alert=deployable_model_lost` and `ktrdr/symbols=...`, which logs one ERROR line per symbol: hook
+  a notification on that job (a run status sensor, a Dagster+ alert policy on the tag) to be told.
 """
 
 from __future__ import annotations
@@ -19,11 +23,10 @@ import time
 import dagster as dg
 
 from ktrdr_assets.assets.raw_files import raw_files_evaluation
-from ktrdr_assets.core.data.raw_changes import FileState, fingerprint_files, plan_symbol_changes, raw_file_problems
+from ktrdr_assets.core.data.raw_changes import FileState, fingerprint_files, plan_symbol_changes
 from ktrdr_assets.core.models.registry import model_specs
 from ktrdr_assets.deployment import symbol_job_executor
-from ktrdr_assets.partitions import SYMBOL_PARTITIONS, discover_sources, symbol_partitions
-from ktrdr_assets.paths import raw_dir
+from ktrdr_assets.partitions import SYMBOL_PARTITIONS, scan_raw_folder, symbol_partitions
 
 SYMBOL_JOB = "materialize_symbol"
 SELECT_JOB = "select_symbol"
@@ -95,11 +98,11 @@ def raw_data_sensor(context: dg.SensorEvaluationContext):
 
     The first tick registers the files present and records their hashes without requesting runs.
     """
-    sources = discover_sources()
+    scan = scan_raw_folder()  # the partitions, and every other file with why it is not one
+    sources, problems = scan.sources, scan.ignored
     states, previous, previous_problems = _read_cursor(context.cursor)
     current_states = fingerprint_files({s: src.path for s, src in sources.items()}, states)
     current = {symbol: state.digest for symbol, state in current_states.items()}
-    problems = raw_file_problems(raw_dir(), {s: src.path for s, src in sources.items()})
     registered = set(context.instance.get_dynamic_partitions(SYMBOL_PARTITIONS))
     plan = plan_symbol_changes(current, previous, registered)
 
@@ -192,6 +195,49 @@ def manifest_after_failure(context: dg.RunFailureSensorContext):
     return dg.RunRequest(run_key=f"manifest-after-{run.run_id}", run_config=_same_resources(run))
 
 
-jobs = [materialize_symbol, select_symbol, build_manifest_job]
+ALERT_JOB = "deployable_model_lost_alert"
+ALERT_TAG = "ktrdr/alert"
+
+
+@dg.op(
+    config_schema={"lost": dg.Field(dg.Map(str, str), description="{symbol: what happened}")},
+    description="Logs one ERROR line per symbol that newly lost its current deployable model.",
+)
+def report_deployable_model_lost(context) -> None:
+    for symbol, what in sorted(context.op_config["lost"].items()):
+        context.log.error(f"{symbol} lost its current deployable model: {what}")
+
+
+@dg.job(name=ALERT_JOB, tags={ALERT_TAG: "deployable_model_lost"}, description=report_deployable_model_lost.description)
+def deployable_model_lost_alert():
+    report_deployable_model_lost()
+
+
+@dg.asset_sensor(
+    asset_key=dg.AssetKey("deployment_manifest"),
+    job=deployable_model_lost_alert,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def deployable_model_lost(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+    """A manifest whose `newly_lost` metadata names symbols requests one alert run for it."""
+    materialization = asset_event.asset_materialization
+    value = materialization.metadata.get("newly_lost") if materialization else None
+    lost = dict(value.value) if value is not None and value.value else {}
+    if not lost:
+        return dg.SkipReason("no symbol lost its deployable model")
+    return dg.RunRequest(
+        run_key=f"lost-{asset_event.run_id}",
+        run_config={"ops": {report_deployable_model_lost.name: {"config": {"lost": lost}}}},
+        tags={ALERT_TAG: "deployable_model_lost", "ktrdr/symbols": ",".join(sorted(lost))},
+    )
+
+
+jobs = [materialize_symbol, select_symbol, build_manifest_job, deployable_model_lost_alert]
 schedules = [weekly_retraining]
-sensors = [raw_data_sensor, select_after_model_failure, manifest_after_selection, manifest_after_failure]
+sensors = [
+    raw_data_sensor,
+    select_after_model_failure,
+    manifest_after_selection,
+    manifest_after_failure,
+    deployable_model_lost,
+]

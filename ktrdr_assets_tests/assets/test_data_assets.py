@@ -202,6 +202,15 @@ def _ambiguous(frame: pd.DataFrame) -> pd.DataFrame:
     return kept
 
 
+def _unquoted_thousands(frame: pd.DataFrame) -> str:
+    """The file with one volume written with an unquoted thousands separator (one field too many)."""
+    lines = frame.to_csv(index=False).splitlines()
+    cells = lines[5].split(",")
+    cells[6] = f"{int(cells[6]) // 1000},{int(cells[6]) % 1000:03d}"
+    lines[5] = ",".join(cells)
+    return "\n".join(lines) + "\n"
+
+
 BAD_FILES = {
     "empty": (lambda f: "", "empty file"),
     "header_only": (lambda f: f.iloc[:0].to_csv(index=False), "header only, no bars"),
@@ -216,7 +225,23 @@ BAD_FILES = {
     "high_below_low": (lambda f: _edit(f, 9, High=1.0, Low=2.0).to_csv(index=False), "high below low"),
     "nan_row": (lambda f: _edit(f, 11, Close="").to_csv(index=False), "close is missing or not a finite number"),
     "shorter_than_warmup": (lambda f: f.iloc[:60].to_csv(index=False), "only 60 bars, fewer than required_bars"),
+    "unquoted_thousands": (lambda f: _unquoted_thousands(f), "a data row has 9 fields where the header has 8"),
+    "quoted_thousands": (lambda f: _edit(f, 4, Volume="2,779,100").to_csv(index=False), "('2,779,100'); a thousands"),
+    "compact_dates": (
+        lambda f: f.assign(Date=f["Date"].str.replace("-", "")).to_csv(index=False),
+        "not Unix epoch",
+    ),
 }
+
+
+def _failure(result: dg.ExecuteInProcessResult, step: str) -> str:
+    """The description of the `dagster.Failure` a step raised for a user's bad file: one line, no chained cause."""
+    event = next(e for e in result.all_events if e.is_step_failure and e.step_key == step)
+    data = event.event_specific_data
+    assert data.user_failure_data is not None, data.error.to_string()
+    assert data.error.cls_name == "Failure" and data.error.cause is None
+    assert data.user_failure_data.description in data.error.message
+    return data.user_failure_data.description
 
 
 @pytest.mark.parametrize("case", sorted(BAD_FILES))
@@ -231,10 +256,9 @@ def test_bad_raw_file_fails_ohlcv_and_keeps_the_last_good_output(
     result = run_job(data_runs.strategy, "AAPL", ["ohlcv"])
 
     assert not result.success
-    message = step_errors(result)["ohlcv"]
-    assert message.startswith("ktrdr_assets.core.data.bars.BarsError: ")
+    message = _failure(result, "ohlcv")
     assert "\n" not in message
-    assert f"{aapl_raw}:" in message and problem in message, message
+    assert message.startswith(f"{aapl_raw}:") and problem in message, message
     assert stored.read_bytes() == before
     assert not [p.name for p in stored.parent.iterdir() if p.name.startswith(".")]  # no temp file left
 
@@ -284,11 +308,71 @@ def test_bad_strategy_fails_the_asset_naming_file_and_key(data_runs: DataRuns, t
 def test_missing_raw_file_names_the_symbol_and_keeps_output(data_runs: DataRuns, aapl_raw: Path) -> None:
     stored = warehouse_dir() / "ohlcv" / "AAPL.parquet"
     before = stored.read_bytes()
-    moved = aapl_raw.with_suffix(".moved")
+    moved = aapl_raw.with_name("AAPL_1d.csv.bz2")  # a kind the loader does not read
     shutil.move(aapl_raw, moved)
     try:
         result = run_job(data_runs.strategy, "AAPL", ["ohlcv"])
     finally:
         shutil.move(moved, aapl_raw)
-    assert "no raw bar file for symbol 'AAPL'" in step_errors(result)["ohlcv"]
+    message = _failure(result, "ohlcv")
+    assert "no raw bar file for symbol 'AAPL'" in message
+    assert "(AAPL_1d.csv.bz2: not a raw bar file kind" in message and "\n" not in message
     assert stored.read_bytes() == before
+
+
+def test_a_bug_in_the_loader_keeps_its_traceback(data_runs: DataRuns, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a user's bad file becomes a one-line Failure; anything else is a bug and fails with its stack."""
+    from ktrdr_assets.assets import data as data_assets
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug, not a bad file")
+
+    monkeypatch.setattr(data_assets, "load_raw_bars", broken)
+    result = run_job(data_runs.strategy, "MSFT", ["ohlcv"])
+    assert step_errors(result)["ohlcv"] == "ZeroDivisionError: a bug, not a bad file"
+    event = next(e for e in result.all_events if e.is_step_failure)
+    assert event.event_specific_data.user_failure_data is None
+    error = event.event_specific_data.error
+    while error.cause is not None:
+        error = error.cause
+    assert any("in broken" in frame for frame in error.stack)
+
+
+def test_a_european_export_loads_through_sources_yaml_like_the_original(
+    data_runs: DataRuns, aapl_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AAPL rewritten as a German export (';', decimal comma, thousands dots, cp1252, German headers, day-first
+    dates): with its sources.yaml entry the stored bars equal the original's; a file that is not a partition
+    is listed in the metadata with its reason."""
+    original = read_asset("ohlcv", "AAPL")
+    frame = _raw_frame().drop(columns="Ticker")
+    frame["Date"] = pd.to_datetime(frame["Date"]).dt.strftime("%d.%m.%Y")
+    frame.columns = ["Datum", "Eröffnung", "Hoch", "Tief", "Schluss", "Volumen", "Schluss bereinigt"]
+    text = frame.to_csv(index=False, sep=";", decimal=",", float_format="%.12f")
+    text = text.replace(";9616100;", ";9.616.100;")  # one volume with thousands marks (day 1)
+    aapl_raw.write_bytes(text.encode("cp1252"))
+    sources = tmp_path / "sources.yaml"
+    columns = "{Datum: time, Eröffnung: open, Hoch: high, Tief: low, Schluss: close, Schluss bereinigt: adj_close}"
+    sources.write_text(
+        f"AAPL_1d.csv:\n  dayfirst: true\n  decimal: ','\n  thousands: '.'\n  encoding: cp1252\n  columns: {columns}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("KTRDR_SOURCES_CONFIG", str(sources))
+    ignored = raw_dir() / "ZZZ_1y.csv"
+    ignored.write_text("Date,Open,High,Low,Close\n")
+    try:
+        result = run_job(data_runs.strategy, "AAPL", ["ohlcv"])
+    finally:
+        ignored.unlink()
+    assert result.success, step_errors(result)
+    stored = read_asset("ohlcv", "AAPL")
+    assert (stored.index == original.index).all()
+    np.testing.assert_allclose(stored.to_numpy(), original.to_numpy(), rtol=1e-9)
+    meta = materialized(result)["ohlcv"]
+    assert meta["loader_notes"].value == [
+        "column 'Volumen' read as volume (the only volume-like column; none is named Volume)"
+    ]
+    assert meta["ignored_raw_files"].value == {
+        "ZZZ_1y.csv": "timeframe '1y': expected a count and a unit m, h, d, w or mo (e.g. 1m 15m 1h 4h 1d 1w 1mo; "
+        "1M is a month)"
+    }

@@ -55,6 +55,7 @@ MODEL_FILES = {
     "lstm": "model.pt",
 }
 RUN_FILES = {
+    "oof_predictions.parquet",
     "scaler.json",
     "feature_names.json",
     "config.json",
@@ -150,10 +151,11 @@ def failure(runs: ModelRuns, tmp_path_factory: pytest.TempPathFactory) -> Failur
 
 @pytest.fixture
 def private_warehouse(runs: ModelRuns, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A warehouse of this test's own holding a copy of the first run's splits and augmented set."""
+    """A warehouse of this test's own holding a copy of the first run's features, splits and augmented set."""
     shared = warehouse_dir()
     own = tmp_path / "warehouse"
     shutil.copytree(shared / "temporal_splits", own / "temporal_splits")
+    shutil.copytree(shared / "features", own / "features")
     shutil.copytree(shared / "augmented_train_set", own / "augmented_train_set")
     monkeypatch.setenv("KTRDR_WAREHOUSE_DIR", str(own))
     return own

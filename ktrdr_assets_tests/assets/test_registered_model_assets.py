@@ -1,6 +1,6 @@
 """A model type registered from outside the package (the tests' `TinyLogistic`) gets its own Dagster asset
-from the factory, trains on a real symbol, has its three gates evaluated per partition, and competes in
-`model_selection` like the built-in types, with nothing else changed."""
+from the factory, its walk-forward evidence, its three gates evaluated per partition, and competes in
+`model_selection` like the built-in types, with nothing else changed: on the planted edge it is deployed."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from ktrdr_assets.io import WarehouseIOManager, read_asset
 from ktrdr_assets.resources import MlflowTracking, StrategyResource
 from ktrdr_assets_tests.helpers import DATA_ASSETS, check_evaluations, materialized, step_errors, write_strategy
 from ktrdr_assets_tests.registry_model import MODEL_FILE, TINY_LOGISTIC
+from ktrdr_assets_tests.synthetic_symbols import PLANTED
 
-SYMBOL = "MSFT"
+SYMBOL = PLANTED
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +53,7 @@ def test_the_factory_builds_the_asset_and_it_trains(run: dg.ExecuteInProcessResu
     assert record["model_type"] == "tiny_logistic" and MODEL_FILE in record["files"]
     assert (Path(record["run_dir"]) / MODEL_FILE).is_file()
     assert Path(record["run_dir"]).parent.name == "tiny_logistic"
+    assert record["result"]["evidence"]["fits"] == 3 and "oof_predictions.parquet" in record["files"]
 
 
 def test_its_gates_are_evaluated_for_the_partition(run: dg.ExecuteInProcessResult) -> None:
@@ -62,10 +64,8 @@ def test_its_gates_are_evaluated_for_the_partition(run: dg.ExecuteInProcessResul
         assert "value" in evaluation.metadata and "threshold" in evaluation.metadata
 
 
-def test_it_competes_in_the_selection(run: dg.ExecuteInProcessResult) -> None:
+def test_it_competes_in_the_selection_and_wins_on_the_planted_edge(run: dg.ExecuteInProcessResult) -> None:
     chosen = read_asset("model_selection", SYMBOL)
-    competing = {chosen["selected_model"], *chosen["alternatives"], *chosen["rejected"]}
-    assert "TinyLogistic" in competing
-    if chosen["selected_model"] != "TinyLogistic":  # rejected by a gate, never for not being a candidate
-        assert not any(r.startswith("not a candidate") for r in chosen["rejected"]["TinyLogistic"])
+    assert chosen["selected_model"] == "TinyLogistic", chosen["rejected"]
+    assert chosen["oof_accuracy"] > chosen["baseline"] and chosen["registry"]["registered"] is True
     assert chosen["rejected"]["RandomForest"] == ["not a candidate: never materialized"]

@@ -1,21 +1,20 @@
 """`ktrdr-monitor` / `ktrdr-analyze` against a tmp MLflow store, and the live metrics of a real training.
 
 The store is filled with MlflowClient (finished, failed, running, empty and partly written runs). The
-end-to-end tests start a 100-epoch neural-network training in a subprocess (real `train_model`, real
-MlflowTracker under `nested_training_run`, each epoch slowed by 20 ms), follow it with the monitor from
-this process, then check its MLflow metrics: the live set with the loss trend, under 50 KB.
+end-to-end tests start a 100-epoch neural-network training in a subprocess (`live_training`: real
+`train_model`, real MlflowTracker under `nested_training_run`, each epoch slowed by 20 ms), follow it with
+the monitor from this process, then check its MLflow metrics: the live set with the loss trend, under 50 KB.
+The training waits at epochs 1 and 50 until the monitor has printed them, so "shown while it runs" is an
+order of events, never a wall-clock margin.
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import io
 import json
 import math
-import os
-import subprocess
-import sys
+import socket
 import threading
 import time
 import uuid
@@ -37,9 +36,11 @@ from ktrdr_assets.core.training.trends import LIVE_METRICS, RECOMMENDATIONS, Tre
 from ktrdr_assets.paths import dagster_home
 from ktrdr_assets.resources.tracking import EXPERIMENT_NAME
 from ktrdr_assets_tests.helpers import write_strategy
+from ktrdr_assets_tests.live_training import LiveTraining, start_training, synthetic_splits
 
 EPOCHS = 100
 SLEEP_PER_EPOCH = 0.02
+HOLD = (1, EPOCHS // 2)  # the training waits there until the monitor has printed that epoch
 FINAL_METRICS = {
     "final_train_accuracy",
     "final_val_accuracy",
@@ -53,59 +54,6 @@ TRAIN = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4]
 VAL = [1.0, 0.9, 0.85, 0.86, 0.87, 0.88, 0.89]
 TRAIN_ACC = [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8]
 VAL_ACC = [0.4, 0.45, 0.5, 0.5, 0.5, 0.5, 0.5]
-
-
-def synthetic_splits(seed: int = 0, rows: int = 400):
-    """Hourly bars with 4 features; the label (all three classes) a noisy function of the first."""
-    import numpy as np
-    import pandas as pd
-
-    from ktrdr_assets.core.config.schema import SplitConfig
-    from ktrdr_assets.core.data.splits import LABEL, temporal_split
-
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(rows, 4))
-    index = pd.date_range("2024-01-01", periods=rows, freq="h")
-    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(4)], index=index)
-    frame[LABEL] = np.digitize(X[:, 0] + 0.7 * rng.normal(size=rows), [-0.5, 0.5]).astype(np.int64)
-    return temporal_split(frame, list(frame.columns[:4]), SplitConfig(), lookahead=2)
-
-
-TRAINING_SCRIPT = (
-    inspect.getsource(synthetic_splits)
-    + """
-import sys, time, types
-from pathlib import Path
-
-import mlflow
-
-from ktrdr_assets.core.models.training_runs import train_model
-from ktrdr_assets.core.config.loader import load_strategy
-from ktrdr_assets.resources.tracking import EXPERIMENT_NAME, ensure_experiment, nested_training_run
-
-uri, strategy_path, run_dir, dagster_run, sleep_s = sys.argv[1:]
-mlflow.set_tracking_uri(uri)
-experiment = ensure_experiment(EXPERIMENT_NAME, uri)
-mlflow.set_experiment(experiment_id=experiment)
-# the Dagster run's parent run, as dagster-mlflow tags it
-parent = mlflow.tracking.MlflowClient(uri).create_run(experiment, tags={"dagster_run_id": dagster_run})
-tags = {"symbol": "LIVE", "model_type": "neural_network", "dagster_run_id": dagster_run, "partition": "LIVE"}
-splits = synthetic_splits()
-with nested_training_run(parent.info.run_id, "LIVE-nn", tags) as tracker:
-    log_epoch = tracker.log_epoch
-
-    def slow_log_epoch(step, metrics):  # a slower epoch, so that the run lasts a few seconds
-        time.sleep(float(sleep_s))
-        log_epoch(step, metrics)
-
-    tracker.log_epoch = slow_log_epoch
-    print(tracker.run_id, flush=True)
-    train_model(
-        "neural_network", splits, splits.train, load_strategy(strategy_path), symbol="LIVE",
-        run_dir=Path(run_dir), run_info={"run_id": dagster_run}, tracker=tracker,
-    )
-"""
-)
 
 
 # --------------------------------------------------------------------------- a store filled by hand
@@ -266,7 +214,7 @@ def test_run_without_metrics_says_waiting_once(store, runs, capsys):
     assert len(lines) == 3  # following, waiting, timeout (several polls, one waiting line)
 
 
-def test_missing_run_or_store_is_exit_code_2_with_a_message(store, runs, capsys, tmp_path):
+def test_missing_run_or_invalid_argument_is_exit_code_2_with_a_message(store, runs, capsys, tmp_path):
     code, lines, err = _monitor(store, capsys, "--run-id", "0123456789abcdef")
     assert (code, lines) == (2, [])
     assert err.strip() == f"error: no MLflow run 0123456789abcdef in {store.uri}"
@@ -274,12 +222,37 @@ def test_missing_run_or_store_is_exit_code_2_with_a_message(store, runs, capsys,
     assert code == 2 and "no training runs tagged symbol=ZZZ, model_type=lstm" in err
     code = analyze_main(["--symbol", "ZZZ", "--tracking-uri", store.uri])
     assert code == 2 and "no training runs tagged symbol=ZZZ" in capsys.readouterr().err
-    missing = f"sqlite:///{tmp_path / 'nope.db'}"
-    assert monitor_main(["--symbol", "AAA", "--tracking-uri", missing]) == 2
-    assert f"no MLflow store at {tmp_path / 'nope.db'}" in capsys.readouterr().err
-    assert not (tmp_path / "nope.db").exists()
+    code, _, err = _monitor(store, capsys, "--symbol", "../AAA")  # validated as partition keys are
+    assert code == 2 and err.startswith("error: invalid partition key '../AAA'")
+    assert analyze_main(["--run-id", "x' or '1", "--tracking-uri", store.uri]) == 2
+    assert "invalid MLflow run id" in capsys.readouterr().err
     assert analyze_main(["--symbol", "AAA", "--tracking-uri", store.uri, "--strategy", str(tmp_path / "x.yaml")]) == 2
     assert f"{tmp_path / 'x.yaml'}: strategy file not found" in capsys.readouterr().err
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_store_that_cannot_be_read_is_exit_code_3_not_no_such_run(store, runs, capsys, tmp_path, monkeypatch):
+    missing = f"sqlite:///{tmp_path / 'nope.db'}"
+    assert monitor_main(["--symbol", "AAA", "--tracking-uri", missing]) == 3
+    assert capsys.readouterr().err.strip() == f"error: no MLflow store at {tmp_path / 'nope.db'}"
+    assert not (tmp_path / "nope.db").exists()  # never created
+    (tmp_path / "broken.db").write_text("not a database " * 100)
+    assert analyze_main(["--run-id", runs.nn, "--tracking-uri", f"sqlite:///{tmp_path / 'broken.db'}"]) == 3
+    err = capsys.readouterr().err
+    assert (
+        err.startswith(f"error: MLflow store sqlite:///{tmp_path / 'broken.db'} could not be read")
+        and "no MLflow run" not in err
+    )
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    server = f"http://127.0.0.1:{_closed_port()}"  # nothing listens there
+    assert monitor_main(["--run-id", runs.nn, "--tracking-uri", server]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: MLflow store {server} could not be read") and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(
@@ -397,17 +370,22 @@ def test_tree_models_log_their_losses_per_round_without_the_torch_trend(tmp_path
 
 # --------------------------------------------------------------------------- end to end: a live training
 class _Recorder(io.TextIOBase):
-    """stdout that notes, for each line, when it was printed and whether the training was still alive."""
+    """stdout that notes, for each line, whether the training was still alive when it was printed, and lets
+    the training go on past a held epoch once its line is out."""
 
-    def __init__(self, process: subprocess.Popen) -> None:
-        self.process = process
-        self.lines: list[tuple[str, float, bool]] = []
+    def __init__(self, training: LiveTraining) -> None:
+        self.training = training
+        self.lines: list[tuple[str, bool]] = []
         self._pending = ""
 
     def write(self, text: str) -> int:
         self._pending += text
         *done, self._pending = self._pending.split("\n")
-        self.lines += [(line, time.time(), self.process.poll() is None) for line in done]
+        for line in done:
+            self.lines.append((line, self.training.process.poll() is None))
+            event = json.loads(line)
+            if event["event"] == "epoch" and event["epoch"] in HOLD:
+                self.training.release(event["epoch"])
         return len(text)
 
 
@@ -417,44 +395,30 @@ def live(store, tmp_path_factory):
     folder = tmp_path_factory.mktemp("live")
     nn = {"epochs": EPOCHS, "patience": 2 * EPOCHS, "hidden_layers": [8]}
     strategy = write_strategy(folder / "strategy.yaml", models={"neural_network": nn})
-    (folder / "train.py").write_text(TRAINING_SCRIPT)
     dagster_run = str(uuid.uuid4())
-    argv = [
-        sys.executable,
-        str(folder / "train.py"),
-        store.uri,
-        str(strategy),
-        str(folder / "run"),
-        dagster_run,
-    ]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": store.uri, "OMP_NUM_THREADS": "1"}
-    with open(folder / "stderr.txt", "w") as stderr:
-        process = subprocess.Popen(
-            [*argv, str(SLEEP_PER_EPOCH)], stdout=subprocess.PIPE, stderr=stderr, text=True, env=env
-        )
-        run_id = process.stdout.readline().strip()  # the training run exists: start monitoring
-        recorder = _Recorder(process)
+    training = start_training(folder, store.uri, strategy, dagster_run, sleep_s=SLEEP_PER_EPOCH, hold=HOLD)
+    try:
+        recorder = _Recorder(training)
         with contextlib.redirect_stdout(recorder):
             argv = ["--dagster-run", dagster_run, "--tracking-uri", store.uri, "--interval", "0.25", "--json"]
             code = monitor_main([*argv, "--timeout", "120"])
-        returncode = process.wait(timeout=60)
-    assert run_id and returncode == 0, (folder / "stderr.txt").read_text()[-3000:]
-    events = [(json.loads(line), printed, alive) for line, printed, alive in recorder.lines]
-    return SimpleNamespace(run_id=run_id, code=code, events=events, run=store.client.get_run(run_id))
+        holds = training.finish()
+    finally:
+        training.kill()
+    events = [(json.loads(line), alive) for line, alive in recorder.lines]
+    run = store.client.get_run(training.run_id)
+    return SimpleNamespace(run_id=training.run_id, code=code, events=events, run=run, holds=holds)
 
 
 def test_monitor_shows_epochs_of_a_live_training_before_it_ends_then_exits(live):
-    kinds = [event["event"] for event, _, _ in live.events]
+    kinds = [event["event"] for event, _ in live.events]
     waiting = ["waiting"] if kinds[1] == "waiting" else []  # the run may have no epoch yet at the start
     assert kinds == ["run", *waiting] + ["epoch"] * EPOCHS + ["end"], kinds
-    epochs = [(event, printed, alive) for event, printed, alive in live.events if event["event"] == "epoch"]
-    assert [event["epoch"] for event, _, _ in epochs] == list(range(1, EPOCHS + 1))
-    first, printed, alive = epochs[0]
-    assert alive, "the first epoch line came after the training process had ended"
-    ended = live.run.info.end_time / 1000
-    # epochs 2..100 still had >= 99 x 20 ms of sleep ahead of them when epoch 1 was printed
-    assert printed < ended - 1.0, (printed, ended)
-    assert sum(at < ended for _, at, _ in epochs) >= EPOCHS // 2  # streamed, not dumped at the end
+    epochs = [(event, alive) for event, alive in live.events if event["event"] == "epoch"]
+    assert [event["epoch"] for event, _ in epochs] == list(range(1, EPOCHS + 1))
+    # the training waited at epochs 1 and 50 until the monitor had printed them: streamed, not dumped at the end
+    assert live.holds == [f"epoch {epoch}: released" for epoch in HOLD], live.holds
+    assert all(alive for event, alive in epochs if event["epoch"] <= HOLD[-1])
     assert live.events[-1][0] == {
         "event": "end",
         "run_id": live.run_id,

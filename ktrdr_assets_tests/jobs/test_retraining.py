@@ -1,9 +1,10 @@
 """Retraining: the manifest never loses a symbol's last good model, the champion alias only moves on a
 passing selection, and the schedule and sensors request exactly the runs they should.
 
-- AAPL trained with permissive gates (its model is selected and promoted), retrained with
-  `min_accuracy: 0.99` (nothing passes: the manifest keeps the previous entry, marked stale, and the
-  champion stays), then re-selected with permissive gates (the stale entry is replaced, the champion
+- PLANTED (a planted edge, ktrdr_assets_tests/synthetic_symbols.py) trained with the shipped gates (its
+  model is selected and promoted), retrained with `min_accuracy: 0.99` (nothing passes: the manifest keeps
+  the previous entry, marked stale, the champion stays, and `deployable_model_lost` requests one alert
+  run naming PLANTED), then re-selected with the shipped gates (the stale entry is replaced, the champion
   moves to the retrained model);
 - `raw_data_sensor` on the session's raw copy: first tick records, a changed file requests its symbol
   only, a touched but unchanged file requests nothing;
@@ -30,9 +31,12 @@ import pytest
 from dagster._utils.schedules import cron_string_iterator
 
 from ktrdr_assets.assets.raw_files import raw_files_valid
+from ktrdr_assets.core.config.loader import load_strategy
 from ktrdr_assets.definitions import defs
 from ktrdr_assets.io import read_asset
 from ktrdr_assets.jobs.retraining import (
+    ALERT_JOB,
+    deployable_model_lost,
     manifest_after_failure,
     manifest_after_selection,
     raw_data_sensor,
@@ -45,7 +49,6 @@ from ktrdr_assets.resources.tracking import EXPERIMENT_NAME
 from ktrdr_assets.symbol_registry import register_symbols
 from ktrdr_assets_tests.helpers import (
     MANUAL_REVIEW,
-    PERMISSIVE_GATES,
     SELECTION_ASSETS,
     apply_partition_requests,
     champion,
@@ -61,14 +64,16 @@ from ktrdr_assets_tests.helpers import (
     strategy_run_config,
     write_strategy,
 )
+from ktrdr_assets_tests.synthetic_symbols import ALL_SYMBOLS, NOEDGE, PLANTED
 
-STRICT_GATES = {**PERMISSIVE_GATES, "min_accuracy": 0.99}
+SHIPPED_GATES: dict = {}  # the strategy's own gates
+STRICT_GATES = {"min_accuracy": 0.99}
 
 
 # --------------------------------------------------------------------------- 1. last good entry kept
 @dataclass
 class Attempt:
-    """One AAPL run followed by a manifest rebuild, with what they left behind."""
+    """One PLANTED run followed by a manifest rebuild, with what they left behind."""
 
     run: dg.ExecuteInProcessResult
     manifest_run: dg.ExecuteInProcessResult
@@ -77,26 +82,33 @@ class Attempt:
     manifest: dict
     champion: Any
     versions: int
+    alert: list  # the run requests of the deployable_model_lost sensor on this manifest
     selection_written: float  # the selection file's modification time
 
 
-#: AAPL's own gates differ from the base gates in one value that changes no outcome: the manifest shows it.
-AAPL_GATES = {"symbol_overrides": {"AAPL": {"gates": {"max_gap": 0.999}}}}
+#: PLANTED's own gates differ from the base gates in one value that changes no outcome: the manifest shows it.
+OWN_GATES = {"symbol_overrides": {PLANTED: {"gates": {"max_gap": 0.999}}}}
+
+
+def _alert_tick(instance: dg.DagsterInstance) -> list[dg.RunRequest]:
+    """The run requests of one tick of the alert sensor on the latest manifest (evaluated at once)."""
+    return deployable_model_lost.evaluate_tick(dg.build_sensor_context(instance=instance)).run_requests
 
 
 def _attempt(job: str, gates: dict, module_dir: Path, instance: dg.DagsterInstance, name: str) -> Attempt:
-    strategy = write_strategy(module_dir / f"{name}.yaml", gates=gates, **AAPL_GATES)
-    run = run_job(strategy, "AAPL", job=job, instance=instance)
+    strategy = write_strategy(module_dir / f"{name}.yaml", gates=gates, **OWN_GATES)
+    run = run_job(strategy, PLANTED, job=job, instance=instance)
     manifest_run = run_job(strategy, job="build_manifest", instance=instance)
     return Attempt(
         run=run,
         manifest_run=manifest_run,
-        records=model_records("AAPL"),
-        selection=read_asset("model_selection", "AAPL"),
+        records=model_records(PLANTED),
+        selection=read_asset("model_selection", PLANTED),
         manifest=read_manifest(),
-        champion=champion("AAPL") if registry_versions("AAPL") else None,
-        versions=len(registry_versions("AAPL")),
-        selection_written=(warehouse_dir() / "model_selection" / "AAPL.json").stat().st_mtime,
+        champion=champion(PLANTED) if registry_versions(PLANTED) else None,
+        versions=len(registry_versions(PLANTED)),
+        alert=_alert_tick(instance),
+        selection_written=(warehouse_dir() / "model_selection" / f"{PLANTED}.json").stat().st_mtime,
     )
 
 
@@ -104,9 +116,9 @@ def _attempt(job: str, gates: dict, module_dir: Path, instance: dg.DagsterInstan
 def attempts(module_dir: Path, instance: dg.DagsterInstance) -> dict[str, Attempt]:
     """passing training -> failing retraining -> passing re-selection, in one warehouse, in this order."""
     return {
-        "pass": _attempt("materialize_symbol", PERMISSIVE_GATES, module_dir, instance, "pass"),
+        "pass": _attempt("materialize_symbol", SHIPPED_GATES, module_dir, instance, "pass"),
         "fail": _attempt("materialize_symbol", STRICT_GATES, module_dir, instance, "fail"),
-        "reselect": _attempt("select_symbol", PERMISSIVE_GATES, module_dir, instance, "reselect"),
+        "reselect": _attempt("select_symbol", SHIPPED_GATES, module_dir, instance, "reselect"),
     }
 
 
@@ -114,10 +126,11 @@ def _selected_record(attempt: Attempt) -> dict:
     return attempt.records[attempt.selection["model_type"]]
 
 
-def test_the_manifest_shows_each_symbols_own_gates(attempts: dict[str, Attempt]) -> None:
+def test_the_manifest_shows_each_symbols_own_gates(attempts: dict[str, Attempt], module_dir: Path) -> None:
     manifest = attempts["pass"].manifest
-    assert manifest["selections"]["AAPL"]["selection_criteria"]["max_train_val_gap"] == 0.999
-    assert manifest["selection_criteria"]["max_train_val_gap"] == PERMISSIVE_GATES["max_gap"]  # the base gates
+    assert manifest["selections"][PLANTED]["selection_criteria"]["max_train_val_gap"] == 0.999
+    base = load_strategy(module_dir / "pass.yaml").gates
+    assert base.max_gap != 0.999 and manifest["selection_criteria"]["max_train_val_gap"] == base.max_gap
 
 
 def test_a_passing_run_puts_its_model_in_the_manifest_and_promotes_it(attempts: dict[str, Attempt]) -> None:
@@ -125,7 +138,7 @@ def test_a_passing_run_puts_its_model_in_the_manifest_and_promotes_it(attempts: 
     assert first.run.success, step_errors(first.run)
     assert first.manifest_run.success, step_errors(first.manifest_run)
     assert first.selection["selected_model"], first.selection["rejected"]
-    entry = first.manifest["selections"]["AAPL"]
+    entry = first.manifest["selections"][PLANTED]
     assert entry == first.selection and "stale" not in entry
     assert first.champion.run_id == _selected_record(first)["mlflow_run_id"]
     assert int(first.champion.version) == first.selection["registry"]["version"]
@@ -139,8 +152,8 @@ def test_a_failing_retraining_keeps_the_last_good_entry_marked_stale(attempts: d
         assert record["run_dir"] != first.records[model_type]["run_dir"]
         assert Path(first.records[model_type]["run_dir"]).is_dir()
     assert failed.selection["selected_model"] is None and failed.selection["action"] == MANUAL_REVIEW
-    entry = failed.manifest["selections"]["AAPL"]
-    previous = first.manifest["selections"]["AAPL"]
+    entry = failed.manifest["selections"][PLANTED]
+    previous = first.manifest["selections"][PLANTED]
     assert {k: v for k, v in entry.items() if k not in ("stale", "stale_since", "last_attempt")} == previous
     # the attempt's time is when the failed selection was written, not when some manifest was rebuilt
     attempted = datetime.fromisoformat(entry["last_attempt"]["attempted_at"]).timestamp()
@@ -159,9 +172,26 @@ def test_a_failing_retraining_keeps_the_last_good_entry_marked_stale(attempts: d
         "stale_selections": 1,
         "retired_symbols": 0,
     }
-    # the stale entry is still deployable: the blocking check passes and the run succeeds
+    # the stale entry is still deployable: the check passes and the run succeeds, but the symbol newly lost its
+    # current model, which the manifest, the check's metadata and the alert sensor say
     check = check_evaluations(failed.manifest_run)[("deployment_manifest", "every_symbol_deployable")]
     assert check.passed is True and failed.manifest_run.success
+    lost = {PLANTED: "kept its last good " + previous["selected_model"] + " (stale): No models met quality criteria"}
+    assert failed.manifest["alerts"] == {"newly_lost": lost}
+    assert check.metadata["newly_lost"].value == lost
+    assert "newly lost: PLANTED" in check.description
+
+
+def test_the_alert_sensor_requests_one_run_when_a_symbol_newly_lost_its_model(
+    attempts: dict[str, Attempt], instance: dg.DagsterInstance
+) -> None:
+    assert attempts["pass"].alert == []
+    (request,) = attempts["fail"].alert
+    assert request.tags["ktrdr/alert"] == "deployable_model_lost" and request.tags["ktrdr/symbols"] == PLANTED
+    assert deployable_model_lost.job_name == ALERT_JOB
+    run = defs.resolve_job_def(ALERT_JOB).execute_in_process(run_config=request.run_config, instance=instance)
+    assert run.success
+    assert attempts["reselect"].alert == []  # a fresh model again: nothing newly lost
 
 
 def test_a_failing_retraining_does_not_move_the_champion(attempts: dict[str, Attempt]) -> None:
@@ -175,7 +205,7 @@ def test_the_next_passing_selection_replaces_the_stale_entry(attempts: dict[str,
     failed, again = attempts["fail"], attempts["reselect"]
     assert again.run.success, step_errors(again.run)
     assert set(materialized(again.run)) == set(SELECTION_ASSETS)
-    entry = again.manifest["selections"]["AAPL"]
+    entry = again.manifest["selections"][PLANTED]
     assert entry == again.selection and "stale" not in entry
     assert entry["run_dir"] == failed.records[again.selection["model_type"]]["run_dir"]  # the retrained model
     assert again.versions == failed.versions + 1
@@ -200,7 +230,7 @@ def test_weekly_retraining_requests_one_run_per_symbol_each_week(instance: dg.Da
     assert weekly_retraining.job_name == "materialize_symbol"
     this_week, next_week = _schedule_requests(first, instance), _schedule_requests(second, instance)
     symbols = symbol_partitions.get_partition_keys(dynamic_partitions_store=instance)
-    assert sorted(symbols) == ["AAPL", "EURUSD", "MSFT"]
+    assert sorted(symbols) == list(ALL_SYMBOLS)
     for requests in (this_week, next_week):
         assert sorted(r.partition_key for r in requests) == symbols
         assert len({r.run_key for r in requests}) == len(symbols)
@@ -231,7 +261,7 @@ def _skip(result: dg.SensorResult) -> str:
 def test_raw_data_sensor_requests_exactly_the_changed_symbol(msft_raw: Path, instance: dg.DagsterInstance) -> None:
     first, cursor = _tick(instance, None)
     assert "first tick" in _skip(first)
-    assert sorted(json.loads(cursor)["files"]) == ["AAPL", "EURUSD", "MSFT"]
+    assert sorted(json.loads(cursor)["files"]) == list(ALL_SYMBOLS)
 
     unchanged, cursor = _tick(instance, cursor)
     assert _skip(unchanged) == "no raw file changed"
@@ -259,7 +289,7 @@ def test_a_cursor_of_the_earlier_format_retrains_nothing(instance: dg.DagsterIns
     old_cursor = json.dumps({path.name.split("_")[0]: file_digest(path) for path in sorted(raw_dir().glob("*.csv"))})
     result, cursor = _tick(instance, old_cursor)
     assert _skip(result) == "no raw file changed"
-    assert sorted(json.loads(cursor)["files"]) == ["AAPL", "EURUSD", "MSFT"]
+    assert sorted(json.loads(cursor)["files"]) == list(ALL_SYMBOLS)
 
 
 @pytest.fixture
@@ -270,7 +300,7 @@ def dropped_files(instance: dg.DagsterInstance) -> Iterator[Path]:
     yield raw_dir()
     for path in set(raw_dir().iterdir()) - before:
         path.unlink()
-    for symbol in set(instance.get_dynamic_partitions(SYMBOL_PARTITIONS)) - {"AAPL", "EURUSD", "MSFT"}:
+    for symbol in set(instance.get_dynamic_partitions(SYMBOL_PARTITIONS)) - set(ALL_SYMBOLS):
         instance.delete_dynamic_partition(SYMBOL_PARTITIONS, symbol)
     register_symbols(instance)
 
@@ -312,7 +342,7 @@ def test_a_file_that_cannot_be_a_partition_is_reported_once(
     capfd.readouterr()
     result, cursor = _tick(instance, cursor)
     assert "1 file(s) are not partitions: bad name_1d.csv" in _skip(result)
-    assert "WARNING - raw file bad name_1d.csv is not a partition: raw file name" in capfd.readouterr().err
+    assert "WARNING - raw file bad name_1d.csv is not a partition: symbol 'bad name'" in capfd.readouterr().err
     (check,) = result.asset_events
     assert isinstance(check, dg.AssetCheckEvaluation)
     assert (check.asset_key, check.check_name, check.passed) == (dg.AssetKey("raw_bar_files"), "raw_files_valid", False)
@@ -331,7 +361,7 @@ def test_a_file_that_cannot_be_a_partition_is_reported_once(
 # --------------------------------------------------------------------------- 4. rescue after a model failure
 @dataclass
 class Rescue:
-    """A real MSFT run with an invalid neural-network config, the sensor's requests, the requested run."""
+    """A real NOEDGE run with an invalid neural-network config, the sensor's requests, the requested run."""
 
     strategy: Path
     failed: dg.ExecuteInProcessResult
@@ -354,14 +384,14 @@ def _failure_requests(instance: dg.DagsterInstance, run: dg.ExecuteInProcessResu
 @pytest.fixture(scope="module")
 def rescue(module_dir: Path, instance: dg.DagsterInstance) -> Rescue:
     strategy = write_strategy(module_dir / "broken_nn.yaml", models={"neural_network": {"hidden_layers": []}})
-    failed = run_job(strategy, "MSFT", instance=instance)
+    failed = run_job(strategy, NOEDGE, instance=instance)
     requests = _failure_requests(instance, failed)
     assert len(requests) == 1, requests
     request = requests[0]
     run = defs.resolve_job_def(select_after_model_failure.job_name).execute_in_process(
         run_config=request.run_config, partition_key=request.partition_key, instance=instance, raise_on_error=False
     )
-    return Rescue(strategy, failed, requests, run, read_asset("model_selection", "MSFT"), model_records("MSFT"))
+    return Rescue(strategy, failed, requests, run, read_asset("model_selection", NOEDGE), model_records(NOEDGE))
 
 
 def test_a_model_failure_fails_only_that_model(rescue: Rescue) -> None:
@@ -377,7 +407,7 @@ def test_a_model_failure_fails_only_that_model(rescue: Rescue) -> None:
 def test_the_sensor_requests_selection_for_that_symbol_with_the_runs_strategy(rescue: Rescue) -> None:
     (request,) = rescue.requests
     assert select_after_model_failure.job_name == "select_symbol"
-    assert request.partition_key == "MSFT"
+    assert request.partition_key == NOEDGE
     assert request.run_key == f"select-after-{rescue.failed.run_id}"
     # the rescue selection uses the failed run's own strategy, not the shipped default
     assert request.run_config == strategy_run_config(rescue.strategy)

@@ -28,8 +28,12 @@ class TorchTrainingConfig(StrictConfig):
     weight_decay: float = Field(1e-3, ge=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     loss: Literal["weighted_ce", "focal"] = "weighted_ce"
+    class_weighting: Literal["none", "balanced", "sqrt_balanced"] = Field(
+        "none",
+        description="loss weight per class: none; balanced n / (k x count); sqrt_balanced its square root",
+    )
     focal_gamma: float = Field(2.0, ge=0)
-    focal_class_weights: bool = Field(True, description="focal loss alpha = train inverse class frequency")
+    focal_class_weights: bool = Field(True, description="focal loss alpha = the class_weighting weights")
     grad_clip_norm: float = Field(1.0, gt=0)
     patience: int = Field(15, ge=1, description="early stopping on validation loss")
     lr_patience: int = Field(5, ge=1, description="ReduceLROnPlateau patience")
@@ -98,7 +102,21 @@ class AnalyticsConfig(StrictConfig):
 
 
 class GatesConfig(StrictConfig):
-    max_gap: float = Field(0.20, gt=0, le=1, description="train accuracy - validation accuracy")
-    min_accuracy: float = Field(0.55, ge=0, le=1, description="test accuracy floor")
-    max_val_test_diff: float = Field(0.05, gt=0, le=1, description="|validation - test accuracy|")
-    gap_penalty: float = Field(0.5, ge=0, description="selection score = test accuracy - penalty x gap")
+    """The quality gates, read on each model's walk-forward evidence (core/selection/gates.py)."""
+
+    max_gap: float = Field(0.20, gt=0, le=1, description="mean over folds of train - validation accuracy")
+    min_accuracy: float = Field(0.55, ge=0, le=1, description="pooled out-of-fold accuracy floor")
+    alpha: float = Field(
+        0.01, gt=0, lt=1, description="one-sided exact binomial test against the best naive baseline"
+    )
+    multiple_testing: Literal["bonferroni", "none"] = Field(
+        "bonferroni", description="bonferroni: each model is tested at alpha / number of model types"
+    )
+    min_folds_above_baseline: float = Field(
+        0.6, ge=0, le=1, description="share of folds whose accuracy beats their own best baseline"
+    )
+    max_fold_accuracy_std: float = Field(0.10, gt=0, le=1, description="std of the fold accuracies")
+    gap_penalty: float = Field(0.5, ge=0, description="selection score = OOF accuracy - penalty x mean gap")
+    min_deflated_sharpe_probability: float | None = Field(
+        None, ge=0, le=1, description="optional: reject a candidate whose out-of-fold deflated Sharpe is lower"
+    )

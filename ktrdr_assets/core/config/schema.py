@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 
 from ktrdr_assets.core.config.backtest import BacktestConfig
 from ktrdr_assets.core.config.base import StrictConfig
+from ktrdr_assets.core.config.evaluation import EvaluationConfig
 from ktrdr_assets.core.config.models import AnalyticsConfig, GatesConfig, ModelsConfig
 
 
@@ -25,8 +26,10 @@ class DataConfig(StrictConfig):
     adjust_with_adj_close: bool = Field(
         True, description="scale OHLC (and volume inversely) by Adj Close / Close when present"
     )
-    market: Literal["equity", "fx", "crypto"] = Field(
-        "equity", description="trading calendar: equity 252 days, fx 24h x 5 days, crypto 24h x 7 days"
+    market: Literal["equity", "fx", "crypto"] | None = Field(
+        None,
+        description="trading calendar: equity 252 days, fx 24h x 5 days, crypto 24h x 7 days; "
+        "None: inferred from the bars' calendar (core/data/calendar.py)",
     )
     acknowledged_moves: tuple[str, ...] = Field(
         (), description="dates (YYYY-MM-DD) of real one-bar moves over max_one_bar_move, e.g. a crash"
@@ -160,6 +163,7 @@ class StrategyConfig(StrictConfig):
     augmentation: AugmentationConfig = AugmentationConfig()
     models: ModelsConfig = ModelsConfig()
     analytics: AnalyticsConfig = AnalyticsConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
     gates: GatesConfig = GatesConfig()
     backtest: BacktestConfig = BacktestConfig()
     symbol_overrides: dict[str, dict[str, Any]] = Field(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ktrdr_assets.core.data.bars import one_bar_moves
+from ktrdr_assets.core.data.bar_stats import one_bar_moves
 
 
 @dataclass(frozen=True)

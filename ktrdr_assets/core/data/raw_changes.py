@@ -4,10 +4,9 @@
   modification time changed since the previous look (500 files of bars are not read every minute).
 - `plan_symbol_changes`: which symbols are new (a file, no partition yet), changed (new content since the
   last look) and retired (a partition whose file is gone), given the registered partitions.
-- `raw_file_problems`: every file in the raw folder that is not a partition, with the reason.
 
 No Dagster here: the sensor (`ktrdr_assets/jobs/retraining.py`) turns a plan into partition requests and
-run requests.
+run requests; the files that are not partitions, with their reasons, come from `partitions.scan_raw_folder`.
 """
 
 from __future__ import annotations
@@ -16,12 +15,6 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-from ktrdr_assets.core.data.bars import RAW_SUFFIXES, BarsError, parse_raw_filename
-from ktrdr_assets.core.util.names import PartitionKeyError, validate_symbol
-
-#: Files the raw folder may hold that are not bar files and not worth a warning.
-NOT_BAR_FILES = (".md", ".txt", ".yaml", ".yml")
 
 
 @dataclass(frozen=True)
@@ -105,32 +98,3 @@ def plan_symbol_changes(
         return SymbolPlan(new=new, changed=[], retired=retired)
     changed = sorted(s for s in present & registered if previous.get(s) != current[s])
     return SymbolPlan(new=new, changed=changed, retired=retired)
-
-
-def raw_file_problems(folder: Path, partitions: Mapping[str, Path]) -> dict[str, str]:
-    """File name -> why it is not a partition, for every entry of `folder` that is not one of `partitions`
-    (symbol -> file). Hidden files and notes (`SOURCES.md`) are not bar files and are not listed."""
-    used = {path.name for path in partitions.values()}
-    by_symbol = {path.name: symbol for symbol, path in partitions.items()}
-    problems: dict[str, str] = {}
-    if not folder.is_dir():
-        return problems
-    for path in sorted(folder.iterdir()):
-        name = path.name
-        if name in used or name.startswith(".") or name.lower().endswith(NOT_BAR_FILES):
-            continue
-        if not path.is_file():
-            problems[name] = "not a file"
-            continue
-        if not name.lower().endswith(RAW_SUFFIXES):
-            problems[name] = f"not a bar file: expected {{SYMBOL}}_{{TIMEFRAME}} and one of {', '.join(RAW_SUFFIXES)}"
-            continue
-        try:
-            symbol, _ = parse_raw_filename(name)
-            validate_symbol(symbol)
-        except (BarsError, PartitionKeyError) as err:
-            problems[name] = str(err)
-            continue
-        owner = next((file for file, owner in by_symbol.items() if owner == symbol), None)
-        problems[name] = f"symbol {symbol} already comes from {owner}" if owner else "not a partition"
-    return problems

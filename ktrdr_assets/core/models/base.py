@@ -45,6 +45,10 @@ class FitContext:
     run_info: dict[str, Any]
     run_dir: Path
     on_epoch_end: Callable[[dict[str, Any]], None] = lambda row: None
+    # False inside a walk-forward fold: the walk-forward is the evaluation, a model's own internal one
+    # (the trees' time-series CV) is skipped.
+    inner_cv: bool = True
+    purge_bars: int = 0  # rows a model's internal time-series CV leaves between its fit and score rows
 
 
 @dataclass

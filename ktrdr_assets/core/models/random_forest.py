@@ -40,8 +40,14 @@ def train_random_forest(
     y_val: np.ndarray,
     config: RandomForestConfig,
     seed: int,
+    *,
+    cv_data: tuple[np.ndarray, np.ndarray] | None = None,
+    cv_gap: int = 0,
+    run_cv: bool = True,
 ) -> TreeTrainingResult:
-    """Fit a RandomForestClassifier with `config` (note 002 defaults) and CV it on the training set.
+    """Fit a RandomForestClassifier with `config` (note 002 defaults) and CV it on `cv_data` (the
+    chronological, un-augmented train rows; default: the training arrays) with `cv_gap` purged rows,
+    unless `run_cv` is False (inside a walk-forward fold).
 
     The validation set is only checked here (shape, finiteness, labels); the caller scores it.
     """
@@ -61,9 +67,12 @@ def train_random_forest(
         n_jobs=config.n_jobs,
         random_state=seed,
     )
-    cv, cv_warnings = time_series_cv(
-        lambda X, y: clone(estimator).fit(X, y), X_train, y_train, config.cross_validation
-    )
+    cv, cv_warnings = None, []
+    if run_cv:
+        cv_X, cv_y = (X_train, y_train) if cv_data is None else cv_data
+        cv, cv_warnings = time_series_cv(
+            lambda X, y: clone(estimator).fit(X, y), cv_X, cv_y, config.cross_validation, gap=cv_gap
+        )
     model = estimator.fit(X_train, y_train)
     return TreeTrainingResult(
         model=model,
@@ -75,7 +84,17 @@ def train_random_forest(
 
 def fit(arrays: SplitArrays, config: RandomForestConfig, context: FitContext) -> FittedModel:
     X_val, y_val = arrays.parts["validation"]
-    result = train_random_forest(arrays.fit_X, arrays.fit_y, X_val, y_val, config, context.seed)
+    result = train_random_forest(
+        arrays.fit_X,
+        arrays.fit_y,
+        X_val,
+        y_val,
+        config,
+        context.seed,
+        cv_data=arrays.parts["train"],
+        cv_gap=context.purge_bars,
+        run_cv=context.inner_cv,
+    )
     return result.fitted(save_random_forest)
 
 

@@ -7,6 +7,8 @@
         feature_importance.json permutation importance on validation
         metrics.csv, detailed_metrics.json, alerts.txt   note 000's analytics
         learning_curves.png     train vs validation loss and accuracy per epoch / boosting round
+        oof_predictions.parquet the walk-forward's out-of-fold predictions (timestamp, label, class
+                                probabilities, call, fold, persistence forecast), when it ran
         failure.json            only when training failed: the error, beside what was written until then
 
 A folder is never reused: a new training gets a new time stamp and run id.
@@ -37,6 +39,7 @@ class RunFolder:
     IMPORTANCE = "feature_importance.json"
     FAILURE = "failure.json"
     LEARNING_CURVES = "learning_curves.png"
+    OOF = "oof_predictions.parquet"
     METRICS_CSV = METRICS_CSV
     DETAILED = DETAILED_JSON
     ALERTS = ALERTS_TXT

@@ -11,6 +11,7 @@ import torch
 
 from ktrdr_assets.core.models.base import TORCH_MODEL_FILE, FitContext, FittedModel, ModelTrainingError, Predictor
 from ktrdr_assets.core.models.persistence import load_torch_state, save_torch_state
+from ktrdr_assets.core.training.losses import weighting_weights
 from ktrdr_assets.core.training.trainer import predict_proba, train_torch_model
 from ktrdr_assets.core.training.windows import WindowDataset
 
@@ -52,6 +53,8 @@ def fit_torch(
     if result.status != "success":
         raise ModelTrainingError(result.error or f"{name} training failed ({result.stop_reason})")
     trained = result.model
+    labels = train.tensors[1] if hasattr(train, "tensors") else train[1]
+    weights = weighting_weights(torch.as_tensor(np.asarray(labels), dtype=torch.long), config.class_weighting)
     return FittedModel(
         model=trained,
         history=result.history,
@@ -67,6 +70,9 @@ def fit_torch(
             "best_epoch": result.best_epoch,
             "epochs_run": len(result.history),
             "analytics_alerts": result.analytics_alerts,
+            "class_weighting": config.class_weighting,
+            # what the loss weighted each class by: the decision rule may undo it (core/selection/decision.py)
+            "class_weights": None if weights is None else weights.tolist(),
         },
         save=lambda path: save_torch_state(trained, path),
     )

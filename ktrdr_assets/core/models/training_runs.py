@@ -27,6 +27,9 @@ from ktrdr_assets.core.models.registry import get_spec
 from ktrdr_assets.core.models.run_folder import RunFolder
 from ktrdr_assets.core.models.run_record import TrainingRecord
 from ktrdr_assets.core.models.spec import ModelSpec
+from ktrdr_assets.core.selection.decision import apply_decision_rule, choose_decision_rule, predicted_shares
+from ktrdr_assets.core.selection.significance import accuracy_significance, persistence_predictions
+from ktrdr_assets.core.selection.walk_forward import evaluation_purge, walk_forward
 from ktrdr_assets.core.training.alerts import evaluate_alerts
 from ktrdr_assets.core.training.analytics_export import export_run, final_analysis
 from ktrdr_assets.core.training.tracking import NullTracker, Tracker
@@ -46,8 +49,13 @@ def splits_fingerprint(splits: TemporalSplits) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def config_fingerprint(config: Any, seed: int) -> str:
-    payload = json.dumps({"config": config.model_dump(mode="json"), "seed": seed}, sort_keys=True)
+def config_fingerprint(config: Any, seed: int, evaluation: Any = None) -> str:
+    """Identifies how a model was trained and judged: its config, the seed and (when given) the strategy's
+    walk-forward settings, so a record judged under other evaluation settings never competes."""
+    document: dict[str, Any] = {"config": config.model_dump(mode="json"), "seed": seed}
+    if evaluation is not None:
+        document["evaluation"] = evaluation.model_dump(mode="json")
+    payload = json.dumps(document, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -97,8 +105,10 @@ def _epoch_logger(
     progress: Callable[[str], None],
 ) -> Callable[[dict[str, Any]], None]:
     """on_epoch_end: log the epoch's LIVE_METRICS (torch models: with the loss trend so far) to the
-    tracker as the epoch ends, and a progress line every tenth of the planned epochs."""
-    every = max(1, getattr(config, "epochs", 100) // 10)
+    tracker as the epoch ends, and a progress line with the epoch's time: every epoch of a torch model,
+    every tenth of the planned boosting rounds."""
+    planned = getattr(config, "epochs", None) or getattr(config, "n_estimators", 100)
+    every = 1 if spec.is_torch else max(1, planned // 10)
     trends = TrendTracker(strategy.analytics) if spec.is_torch else None
 
     def on_epoch_end(row: dict[str, Any]) -> None:
@@ -107,10 +117,11 @@ def _epoch_logger(
             live.update(trends.update(int(row["epoch"]), row["train_loss"], row["val_loss"]).metrics())
         tracker.log_epoch(int(row["epoch"]), live)
         if row["epoch"] == 1 or row["epoch"] % every == 0:
+            took = row.get("epoch_duration_seconds")
             progress(
-                f"{symbol} {spec.model_type} {spec.history_unit} {row['epoch']}: "
+                f"{symbol} {spec.model_type} {spec.history_unit} {row['epoch']}/{planned}: "
                 f"train_loss={row.get('train_loss', 0):.4f} val_loss={row.get('val_loss', 0):.4f} "
-                f"val_acc={row.get('val_acc', 0):.3f}"
+                f"val_acc={row.get('val_acc', 0):.3f}" + (f" ({took:.2f} s)" if took is not None else "")
             )
 
     return on_epoch_end
@@ -203,6 +214,46 @@ def _log_final_metrics(tracker: Tracker, result: dict[str, Any], duration: float
     )
 
 
+def _check_features(features: pd.DataFrame, splits: TemporalSplits) -> None:
+    """A ValueError unless `features` is the frame `splits` was cut from (same rows, same timestamps)."""
+    if len(features) != splits.source_rows:
+        raise ValueError(
+            f"features has {len(features)} rows but temporal_splits was cut from {splits.source_rows}: "
+            "materialize temporal_splits again from the current features"
+        )
+    for part, frame in splits.parts().items():
+        first, last = splits.row_positions[part]
+        if len(frame) and (features.index[first] != frame.index[0] or features.index[last] != frame.index[-1]):
+            raise ValueError(f"features and temporal_splits.{part} disagree on timestamps: re-materialize them")
+
+
+def _holdout(
+    fitted: FittedModel,
+    arrays: SplitArrays,
+    splits: TemporalSplits,
+    rule: dict[str, Any],
+    features: pd.DataFrame | None,
+) -> dict[str, Any]:
+    """The untouched figure: the final model with its validation-chosen decision rule on the test part,
+    beside the naive baselines on the same rows (scored once; nothing is chosen on it)."""
+    X, y = arrays.parts["test"]
+    calls = apply_decision_rule(fitted.predict_proba_rows(X), rule)
+    y = fitted.align(y)
+    first, last = splits.row_positions["test"]
+    persistence = None
+    if features is not None:
+        positions = np.arange(first + fitted.lookback - 1, last + 1)
+        persistence = persistence_predictions(features[LABEL].to_numpy(np.int64), positions, splits.lookahead)
+    significance = accuracy_significance(y, calls, persistence)
+    index = splits.test.index[fitted.lookback - 1 :]
+    return {
+        **significance.to_dict(),
+        "first": index[0].isoformat(),
+        "last": index[-1].isoformat(),
+        "predicted_shares": predicted_shares(calls),
+    }
+
+
 def train_model(
     model_type: str,
     splits: TemporalSplits,
@@ -215,29 +266,41 @@ def train_model(
     strategy_source: str = "<strategy>",
     tracker: Tracker | None = None,
     progress: Callable[[str], None] | None = None,
+    features: pd.DataFrame | None = None,
 ) -> TrainingRecord:
     """Train, evaluate and save one model type for one symbol; return the run's record.
+
+    The final model is fitted as before (train part, early stopping on validation), its decision rule
+    chosen on validation, and the holdout (the test part) scored once under `result["holdout"]`. With
+    `features` (the unscaled features frame `splits` was cut from) its evidence follows: a walk-forward
+    over the rows before the holdout (core/selection/walk_forward.py), the out-of-fold predictions
+    written to the run folder and summarized under `result["evidence"]`. Without it (experiments,
+    searches) only the final model is trained.
 
     Raises ValueError/StrategyError for bad input or config and ModelTrainingError when training
     itself fails (e.g. NaN loss); nothing is written outside `run_dir`.
     """
     spec = get_spec(model_type)
     tracker = tracker or NullTracker()
+    progress = progress or log.info
     folder = RunFolder(Path(run_dir))
     config = spec.parse_config(strategy.models, strategy_source)
     arrays = prepare_arrays(spec, splits, augmented)
+    if features is not None:
+        _check_features(features, splits)
     folder.path.mkdir(parents=True, exist_ok=True)
     seed = strategy.seed
     info = {**run_info, "symbol": symbol, "model_type": model_type, "config": config.model_dump(mode="json")}
     tracker.log_params({"model_type": model_type, "seed": seed, **config.model_dump(mode="json")})
+
     context = FitContext(
         seed=seed,
         analytics=strategy.analytics,
         run_info=info,
         run_dir=folder.path,
-        on_epoch_end=_epoch_logger(spec, config, strategy, symbol, tracker, progress or log.info),
+        on_epoch_end=_epoch_logger(spec, config, strategy, symbol, tracker, progress),
+        purge_bars=splits.purge_bars,
     )
-
     started = time.perf_counter()
     try:
         fitted = spec.fit(arrays, config, context)
@@ -248,6 +311,41 @@ def train_model(
     duration = time.perf_counter() - started
     metrics = _evaluate(fitted, arrays)
     X_val, y_val = arrays.parts["validation"]
+    rule = choose_decision_rule(
+        fitted.predict_proba_rows(X_val), fitted.align(y_val), fitted.details.get("class_weights")
+    )
+    holdout = _holdout(fitted, arrays, splits, rule, features)
+    evidence = None
+    wf_seconds = 0.0
+    if features is not None:
+        try:
+            wf = walk_forward(
+                spec,
+                config,
+                features,
+                splits.feature_names,
+                strategy,
+                evidence_rows=splits.row_positions["validation"][1] + 1,
+                purge=evaluation_purge(strategy.evaluation, splits.purge_bars, splits.lookahead),
+                lookahead=splits.lookahead,
+                run_info=info,
+                run_dir=folder.path,
+                progress=progress,
+                name=f"{symbol} {model_type}",
+            )
+        except Exception as err:
+            failure = {"status": "failed", "error": f"walk-forward: {type(err).__name__}: {err}", **info}
+            save_json(folder.file(RunFolder.FAILURE), failure)
+            raise
+        wf.oof.to_parquet(folder.file(RunFolder.OOF))
+        evidence, wf_seconds = wf.evidence, wf.evidence["seconds"]
+        oof = evidence["oof"]
+        progress(
+            f"{symbol} {model_type} walk-forward: out-of-fold accuracy {oof['accuracy']:.3f} vs baseline "
+            f"{oof['baseline']:.3f} ({oof['baseline_name']}), p = {oof['p_value']:.3g}, n = {oof['n']} "
+            f"(effective {oof['n_effective']}), mean gap {evidence['mean_gap']:+.3f} ({wf_seconds:.1f} s)"
+        )
+
     from ktrdr_assets.core.models.importance import permutation_feature_importance  # scikit-learn, when used
 
     importance = permutation_feature_importance(
@@ -268,7 +366,19 @@ def train_model(
         feature_importance=importance,
         warnings=fitted.warnings,
         duration_s=duration,
-        extra={"model_type": model_type, **{k: v for k, v in fitted.details.items() if k != "analytics_alerts"}},
+        extra={
+            "model_type": model_type,
+            **{k: v for k, v in fitted.details.items() if k != "analytics_alerts"},
+            "decision_rule": rule,
+            "holdout": holdout,
+            "evidence": evidence,
+            "training_cost": {
+                "walk_forward_seconds": wf_seconds,
+                "walk_forward_fits": evidence["fits"] if evidence else 0,
+                "final_fit_seconds": duration,
+                "total_seconds": wf_seconds + duration,
+            },
+        },
     )
     saved_config = {"model_type": model_type, "seed": seed, "config": info["config"]}
     _write_run_files(spec, fitted, folder, splits, saved_config, result, importance)
@@ -284,7 +394,7 @@ def train_model(
         model_file=spec.model_file,
         files=folder.files(),
         splits_fingerprint=splits_fingerprint(splits),
-        config_fingerprint=config_fingerprint(config, seed),
+        config_fingerprint=config_fingerprint(config, seed, strategy.evaluation),
         mlflow_run_id=tracker.run_id,
         device=fitted.details.get("device", "cpu"),
         lookback=fitted.lookback,

@@ -144,8 +144,11 @@ def time_series_cv(
     X: np.ndarray,
     y: np.ndarray,
     config: CrossValidationConfig,
+    gap: int = 0,
 ) -> tuple[dict[str, Any] | None, list[str]]:
-    """TimeSeriesSplit CV on the training set: `fit_fold(X, y)` returns a fresh fitted model per fold.
+    """TimeSeriesSplit CV (`gap` rows purged between each fold's fit and score rows) on chronological
+    rows: `fit_fold(X, y)` returns a fresh fitted model per fold. The rows must be the original train
+    rows in time order: augmented copies would put synthetic twins of fit rows among the scored ones.
 
     Note 002: a CV failure (too few rows, a fold with one class) skips CV with a warning; the
     model itself is still trained.
@@ -154,7 +157,8 @@ def time_series_cv(
 
     accuracies = []
     try:
-        for fold, (fit_idx, score_idx) in enumerate(TimeSeriesSplit(n_splits=config.folds).split(X), 1):
+        splitter = TimeSeriesSplit(n_splits=config.folds, gap=gap)
+        for fold, (fit_idx, score_idx) in enumerate(splitter.split(X), 1):
             if len(np.unique(y[fit_idx])) < 2:
                 raise ValueError(f"fold {fold} training part has one class only")
             model = fit_fold(X[fit_idx], y[fit_idx])

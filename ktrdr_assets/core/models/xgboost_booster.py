@@ -61,11 +61,17 @@ def train_xgboost(
     y_val: np.ndarray,
     config: XGBoostConfig,
     seed: int,
+    *,
+    cv_data: tuple[np.ndarray, np.ndarray] | None = None,
+    cv_gap: int = 0,
+    run_cv: bool = True,
 ) -> TreeTrainingResult:
     """Boost up to `config.n_estimators` rounds, stopping early on validation mlogloss.
 
     The returned Booster keeps the best round's trees. CV folds are refitted from scratch with that
-    fixed number of rounds and no early stopping (a fold's score part never steers its own fit).
+    fixed number of rounds and no early stopping (a fold's score part never steers its own fit), on
+    `cv_data` (the chronological, un-augmented train rows; default: the training arrays) with `cv_gap`
+    purged rows, unless `run_cv` is False (inside a walk-forward fold).
     """
     import xgboost as xgb
 
@@ -99,12 +105,16 @@ def train_xgboost(
             strict=True,
         )
     ]
-    cv, cv_warnings = time_series_cv(
-        lambda X, y: xgb.train(params, xgb.DMatrix(X, label=y, nthread=config.n_jobs), best_round),
-        X_train,
-        y_train,
-        config.cross_validation,
-    )
+    cv, cv_warnings = None, []
+    if run_cv:
+        cv_X, cv_y = (X_train, y_train) if cv_data is None else cv_data
+        cv, cv_warnings = time_series_cv(
+            lambda X, y: xgb.train(params, xgb.DMatrix(X, label=y, nthread=config.n_jobs), best_round),
+            cv_X,
+            cv_y,
+            config.cross_validation,
+            gap=cv_gap,
+        )
     return TreeTrainingResult(
         model=booster,
         cv=cv,
@@ -117,7 +127,17 @@ def train_xgboost(
 
 def fit(arrays: SplitArrays, config: XGBoostConfig, context: FitContext) -> FittedModel:
     X_val, y_val = arrays.parts["validation"]
-    result = train_xgboost(arrays.fit_X, arrays.fit_y, X_val, y_val, config, context.seed)
+    result = train_xgboost(
+        arrays.fit_X,
+        arrays.fit_y,
+        X_val,
+        y_val,
+        config,
+        context.seed,
+        cv_data=arrays.parts["train"],
+        cv_gap=context.purge_bars,
+        run_cv=context.inner_cv,
+    )
     history = [{"epoch": row["round"], **{k: v for k, v in row.items() if k != "round"}} for row in result.history]
     for row in history:
         context.on_epoch_end(row)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ktrdr_assets.core.models.run_folder import RunFolder
 from ktrdr_assets.core.research.experiments import AGGREGATE_CSV, FAILED, MARKER, SUCCESS, SUMMARY_CSV
 from ktrdr_assets.core.training.analytics_export import ALERTS_TXT, DETAILED_JSON, METRICS_CSV
 from ktrdr_assets.core.util.atomic import write_text_atomic
@@ -250,8 +251,8 @@ class RunFiles:
         return cls(
             metrics=_read_metrics(csv) if csv and csv.is_file() else pd.DataFrame(),
             alerts=alerts.read_text(encoding="utf-8") if alerts and alerts.is_file() else "",
-            result=load("metrics.json"),
-            config=load("config.json"),
+            result=load(RunFolder.METRICS),
+            config=load(RunFolder.CONFIG),
             detailed=load(DETAILED_JSON),
         )
 

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from ktrdr_assets.core.config.backtest import BacktestConfig
-from ktrdr_assets.core.data.bars import parse_timeframe
+from ktrdr_assets.core.data.bars import BarsError, parse_timeframe
 from ktrdr_assets.core.data.signals import Signal
 from ktrdr_assets.core.util.plots import figure_png, new_figure
 
@@ -64,11 +64,13 @@ def periods_per_year_for(timeframe: pd.Timedelta | str, trading_days: int | None
     """Bars per year of a timeframe.
 
     Daily: `trading_days` (default 252 for stocks, 260 = 5 x 52 for 24-hour FX), scaled down for
-    multi-day bars. Weekly and longer: 365.25 days / timeframe (52 for weekly). Intraday FX
+    multi-day bars. Weekly and longer: 365.25 days / timeframe, whatever the market (52 for weekly,
+    26 for 2w; a month bar is 365.25 / 12 days long, so 12 for monthly, 4 for 3mo). Intraday FX
     (`fx_24h`): 24 h / timeframe bars a day x 260 days (hourly 6,240). Intraday stocks:
     ceil(6.5 h / timeframe) bars a day, as a session-aligned feed delivers them (hourly 7 -> 1,764).
+    A string is a raw file's timeframe (`1h`, `1w`, `1mo`, `1M`), else anything `pd.Timedelta` reads.
     """
-    tf = pd.Timedelta(timeframe)
+    tf = _timeframe(timeframe)
     if tf <= pd.Timedelta(0):
         raise ValueError(f"timeframe must be positive; got {tf}")
     days = trading_days or (FX_TRADING_DAYS if fx_24h else STOCK_TRADING_DAYS)
@@ -81,11 +83,20 @@ def periods_per_year_for(timeframe: pd.Timedelta | str, trading_days: int | None
     return round(days * bars_a_day)
 
 
+def _timeframe(timeframe: pd.Timedelta | str) -> pd.Timedelta:
+    if isinstance(timeframe, str):
+        try:
+            return parse_timeframe(timeframe)
+        except BarsError:
+            pass
+    return pd.Timedelta(timeframe)
+
+
 def periods_per_year_for_market(timeframe: str, market: str) -> int:
     """Bars per year of a raw file's timeframe (`1h`, `1d`, ...) on the strategy's market calendar:
     equity 252 sessions of 6.5 h, fx 24 h x 260 days, crypto 24 h x 365 days."""
     return periods_per_year_for(
-        parse_timeframe(timeframe), trading_days=365 if market == "crypto" else None, fx_24h=market != "equity"
+        timeframe, trading_days=365 if market == "crypto" else None, fx_24h=market != "equity"
     )
 
 

@@ -90,12 +90,17 @@ def retire_symbols(
     return previous, retired
 
 
-def selection_criteria(gates: GatesConfig) -> dict[str, float]:
+def selection_criteria(gates: GatesConfig) -> dict[str, Any]:
     """The gates a selection was judged by, as the manifest shows them."""
     return {
+        "evidence": "walk-forward out-of-fold predictions; the holdout is reported, never used",
         "max_train_val_gap": gates.max_gap,
-        "min_test_accuracy": gates.min_accuracy,
-        "max_val_test_diff": gates.max_val_test_diff,
+        "min_oof_accuracy": gates.min_accuracy,
+        "alpha": gates.alpha,
+        "multiple_testing": gates.multiple_testing,
+        "min_folds_above_baseline": gates.min_folds_above_baseline,
+        "max_fold_accuracy_std": gates.max_fold_accuracy_std,
+        "min_deflated_sharpe_probability": gates.min_deflated_sharpe_probability,
         "gap_penalty": gates.gap_penalty,
     }
 
@@ -110,12 +115,15 @@ def next_manifest(
     timestamp: str | None = None,
 ) -> dict[str, Any]:
     """The manifest after a rebuild: retire the symbols that are not `active`, merge the active symbols'
-    `selections` (each made at `attempted_at[symbol]`) over the previous entries, build."""
+    `selections` (each made at `attempted_at[symbol]`) over the previous entries, build; `alerts.newly_lost`
+    names the active symbols that lost a current deployable model (a retired symbol is not lost)."""
     timestamp = timestamp or now_iso()
     kept, retired = retire_symbols(previous_manifest, active, timestamp)
     current = {symbol: selection for symbol, selection in selections.items() if symbol in set(active)}
     merged = merge_selections(kept, current, attempted_at=attempted_at)
-    return build_manifest(merged, gates, timestamp, retired=retired)
+    manifest = build_manifest(merged, gates, timestamp, retired=retired)
+    manifest["alerts"] = {"newly_lost": newly_lost(kept, manifest)}
+    return manifest
 
 
 def build_manifest(
@@ -151,3 +159,22 @@ def build_manifest(
             },
         }
     )
+
+
+def newly_lost(previous_manifest: Mapping[str, Any] | None, manifest: Mapping[str, Any]) -> dict[str, str]:
+    """{symbol: what happened} for every symbol that had a current (not stale) deployable model in
+    `previous_manifest` and has none, or only a stale last good one, in `manifest`: the alert a user hooks
+    (a retraining whose new evidence no longer qualifies)."""
+    before = (previous_manifest or {}).get("selections", {})
+    after = manifest.get("selections", {})
+    lost: dict[str, str] = {}
+    for symbol, entry in before.items():
+        if not entry.get("selected_model") or entry.get("stale"):
+            continue
+        now = after.get(symbol)
+        if now is None or not now.get("selected_model"):
+            lost[symbol] = "no deployable model any more"
+        elif now.get("stale"):
+            reason = (now.get("last_attempt") or {}).get("reason") or "the new selection failed"
+            lost[symbol] = f"kept its last good {now['selected_model']} (stale): {reason}"
+    return lost

@@ -1,4 +1,5 @@
-"""Torch training: the shared NN/LSTM loop, LSTM windows, losses, the monitor and training analytics.
+"""Torch training: the loop every torch model type shares, sequence windows, losses, the monitor,
+training analytics, loss trends and the MLflow tracker.
 
 Import the submodules directly (`core.training.trainer`, ...): this package stays light so that
 commands that only need trends or analytics do not import torch.

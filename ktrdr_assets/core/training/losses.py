@@ -1,4 +1,10 @@
-"""Training losses: class-weighted cross-entropy or focal loss, weights from train class frequencies."""
+"""Training losses: (class-weighted) cross-entropy or focal loss, weights from train class frequencies.
+
+`class_weighting` (TorchTrainingConfig): `none` (every row counts once: the loss is the plain likelihood,
+whose argmax is the accuracy-maximizing call), `balanced` (n / (k x count): every class weighs the same
+in total, which pushes predictions toward rare classes) or `sqrt_balanced` (the square root of the
+balanced weights: half way, in log terms).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,18 @@ def class_weights(y: torch.Tensor, n_classes: int = N_CLASSES) -> torch.Tensor:
     present = counts > 0
     weights[present] = y.numel() / (n_classes * counts[present])
     return weights
+
+
+def weighting_weights(y: torch.Tensor, weighting: str, n_classes: int = N_CLASSES) -> torch.Tensor | None:
+    """The per-class loss weights of `weighting`: 'none' -> None, 'balanced', 'sqrt_balanced'."""
+    if weighting == "none":
+        return None
+    weights = class_weights(y, n_classes)
+    if weighting == "sqrt_balanced":
+        return weights.sqrt()
+    if weighting == "balanced":
+        return weights
+    raise ValueError(f"class_weighting must be none, balanced or sqrt_balanced, got {weighting!r}")
 
 
 class FocalLoss(nn.Module):
@@ -43,11 +61,12 @@ class FocalLoss(nn.Module):
 
 
 def build_loss(config: TorchTrainingConfig, y_train: torch.Tensor, n_classes: int = N_CLASSES) -> nn.Module:
-    """`config.loss`: 'weighted_ce' (with label_smoothing) or 'focal' (gamma; alpha = class weights if set).
+    """`config.loss`: 'weighted_ce' (with label_smoothing) or 'focal' (gamma; alpha = the class weights
+    when `focal_class_weights`), the weights per `config.class_weighting` (none: unweighted).
 
     Focal loss ignores label_smoothing: its (1 - p_t)^gamma factor already damps confident samples.
     """
-    weights = class_weights(y_train, n_classes)
+    weights = weighting_weights(y_train, config.class_weighting, n_classes)
     if config.loss == "focal":
         return FocalLoss(config.focal_gamma, weights if config.focal_class_weights else None)
     return nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)

@@ -13,13 +13,16 @@ SYMBOL_MAX_LENGTH = 64
 NAME_MAX_LENGTH = 100
 
 
-def safe_name_pattern(max_length: int) -> str:
-    """The regular expression of a safe name (anchored with \\A and \\Z, so a trailing newline never matches)."""
-    return rf"\A(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{{0,{max_length - 1}}}\Z"
+def safe_name_pattern(max_length: int, start: str = r"\A", end: str = r"\Z") -> str:
+    """The regular expression of a safe name. Python's anchors by default (\\A, \\Z: a trailing newline
+    never matches); JSON Schema (ECMA-262) needs `^` and `$`."""
+    return rf"{start}(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{{0,{max_length - 1}}}{end}"
 
 
 SYMBOL_PATTERN = re.compile(safe_name_pattern(SYMBOL_MAX_LENGTH))
 NAME_PATTERN = re.compile(safe_name_pattern(NAME_MAX_LENGTH))
+#: The symbol rule as a JSON Schema `pattern` (published in tool schemas for agents).
+SYMBOL_JSON_PATTERN = safe_name_pattern(SYMBOL_MAX_LENGTH, "^", "$")
 
 
 class PartitionKeyError(ValueError):

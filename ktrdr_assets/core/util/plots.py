@@ -57,3 +57,17 @@ def comparison_png(series: Mapping[str, tuple[Sequence[float], Sequence[float]]]
     ax.legend(loc="best", fontsize=8)
     ax.set_title(title, fontsize=10)
     return figure_png(fig)
+
+
+def equity_comparison_png(curves: Mapping[str, Any], title: str) -> bytes:
+    """One equity curve per name (a Series indexed by time, 1.0 at its start), e.g. every candidate's
+    holdout backtest beside buy-and-hold."""
+    fig = new_figure(10, 5)
+    ax = fig.add_subplot(1, 1, 1)
+    for name, curve in curves.items():
+        ax.plot(curve.index, curve.to_numpy(), label=name, linewidth=1.2)
+    ax.set_ylabel("equity (start = 1)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    return figure_png(fig)

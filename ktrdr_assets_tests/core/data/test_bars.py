@@ -10,14 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ktrdr_assets.core.data.bar_stats import bar_stats, one_bar_moves
 from ktrdr_assets.core.data.bars import (
     SYMBOL_PATTERN,
     BarsError,
     SourceOverride,
-    bar_stats,
     load_bars,
     load_sources_config,
-    one_bar_moves,
     parse_raw_filename,
     parse_timeframe,
 )

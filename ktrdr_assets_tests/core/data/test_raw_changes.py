@@ -1,5 +1,5 @@
-"""The raw-data sensor's bookkeeping: content hashes re-read only for files that changed on disk, the plan of
-new / changed / retired symbols, and the reasons a file is not a partition."""
+"""The raw-data sensor's bookkeeping: content hashes re-read only for files that changed on disk, and the plan
+of new / changed / retired symbols."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from ktrdr_assets.core.data.raw_changes import (
     FileState,
     fingerprint_files,
     plan_symbol_changes,
-    raw_file_problems,
 )
 
 
@@ -59,18 +58,3 @@ def test_the_plan_registers_new_files_retrains_changed_ones_and_retires_missing_
 def test_the_first_tick_registers_and_retires_but_trains_nothing() -> None:
     plan = plan_symbol_changes({"A": "1", "B": "2"}, None, {"B", "C"})
     assert (plan.new, plan.changed, plan.retired) == (["A"], [], ["C"])
-
-
-def test_every_file_that_is_not_a_partition_is_listed_with_its_reason(tmp_path: Path) -> None:
-    for name in ("GOOD_1d.csv", "GOOD_1h.csv", "bad name_1d.csv", "NOTF.csv", "prices.xlsx", "A..B_1d.csv"):
-        (tmp_path / name).write_text("x")
-    (tmp_path / "DIR_1d.csv").mkdir()
-    (tmp_path / "SOURCES.md").write_text("notes")
-    (tmp_path / ".hidden").write_text("x")
-    problems = raw_file_problems(tmp_path, {"GOOD": tmp_path / "GOOD_1d.csv"})
-    assert set(problems) == {"GOOD_1h.csv", "bad name_1d.csv", "NOTF.csv", "prices.xlsx", "A..B_1d.csv", "DIR_1d.csv"}
-    assert problems["GOOD_1h.csv"] == "symbol GOOD already comes from GOOD_1d.csv"
-    assert problems["prices.xlsx"].startswith("not a bar file")
-    assert problems["DIR_1d.csv"] == "not a file"
-    assert "symbol 'bad name'" in problems["bad name_1d.csv"]
-    assert raw_file_problems(tmp_path / "missing", {}) == {}

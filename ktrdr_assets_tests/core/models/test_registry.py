@@ -99,7 +99,14 @@ def test_a_new_model_type_trains_reloads_passes_the_shipped_gates_and_is_selecte
     with registered(TINY_LOGISTIC):
         run_dir = tmp_path / "tiny"
         record = train_model(
-            "tiny_logistic", inputs.splits, inputs.augmented, strategy, symbol="SAW", run_dir=run_dir, run_info={}
+            "tiny_logistic",
+            inputs.splits,
+            inputs.augmented,
+            strategy,
+            symbol="SAW",
+            run_dir=run_dir,
+            run_info={},
+            features=inputs.features,
         )
         assert record.model_name == "TinyLogistic" and record.model_file == MODEL_FILE
         assert {MODEL_FILE, RunFolder.CONFIG, RunFolder.METRICS, RunFolder.METRICS_CSV} <= set(record.files)
@@ -111,7 +118,7 @@ def test_a_new_model_type_trains_reloads_passes_the_shipped_gates_and_is_selecte
         )
         gates = {g.name: g for g in evaluate_gates(record.result, strategy.gates)}  # the shipped gates, untouched
         assert all(g.passed for g in gates.values()), gates
-        assert gates["accuracy"].value > gates["accuracy"].baseline + 0.3
+        assert gates["accuracy"].value > gates["accuracy"].baseline + 0.3  # out-of-fold, walk-forward evidence
         candidates, excluded = current_candidates(
             {"tiny_logistic": record.to_stored(), "random_forest": None},
             record.splits_fingerprint,

@@ -187,3 +187,41 @@ def test_cv_failure_is_skipped_with_warning(data, train):
     assert result.cv is None
     assert result.warnings == ["cross-validation skipped: fold 1 training part has one class only"]
     assert result.predict(X_val).shape == (200,)  # the model itself still trained
+
+
+@pytest.mark.parametrize("model_type", ["random_forest", "xgboost"])
+def test_the_spec_fit_cross_validates_the_original_train_rows_with_a_purge_gap(data, model_type):
+    """The fit set is augmented (synthetic twins after the originals); the CV must never score a twin of a
+    row it trained on, so it runs on the chronological train part, `purge_bars` apart; inside a
+    walk-forward fold (`inner_cv=False`) it does not run at all."""
+    from pathlib import Path
+
+    from ktrdr_assets.core.config.models import AnalyticsConfig
+    from ktrdr_assets.core.models.base import FitContext, SplitArrays
+    from ktrdr_assets.core.models.registry import get_spec
+
+    X_train, y_train, X_val, y_val = data
+    twins = X_train + np.random.default_rng(1).normal(0, 0.01, X_train.shape)
+    arrays = SplitArrays(
+        fit_X=np.vstack([X_train, twins]),
+        fit_y=np.concatenate([y_train, y_train]),
+        parts={"train": (X_train, y_train), "validation": (X_val, y_val), "test": (X_val, y_val)},
+    )
+    spec = get_spec(model_type)
+    config = RF if model_type == "random_forest" else XGB
+    context = FitContext(seed=0, analytics=AnalyticsConfig(enabled=False), run_info={}, run_dir=Path("."), purge_bars=7)
+    fitted = spec.fit(arrays, config, context)
+    splits = list(TimeSeriesSplit(n_splits=3, gap=7).split(X_train))
+    assert all(fit_idx[-1] + 7 < score_idx[0] for fit_idx, score_idx in splits)
+    if model_type == "random_forest":  # recomputed independently on the original rows, 7 rows apart
+        expected = []
+        for fit_idx, score_idx in splits:
+            fold = RandomForestClassifier(**fitted.model.get_params()).fit(X_train[fit_idx], y_train[fit_idx])
+            expected.append(np.mean(fold.predict(X_train[score_idx]) == y_train[score_idx]))
+        assert fitted.cv["fold_accuracies"] == pytest.approx(expected)
+    assert len(fitted.cv["fold_accuracies"]) == 3
+    fold_context = FitContext(
+        seed=0, analytics=context.analytics, run_info={}, run_dir=Path("."), inner_cv=False
+    )
+    no_cv = spec.fit(arrays, config, fold_context)
+    assert no_cv.cv is None and no_cv.warnings == []

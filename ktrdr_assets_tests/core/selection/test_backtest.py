@@ -191,6 +191,13 @@ def test_metric_functions_on_known_values():
         (pd.Timedelta(minutes=5), False, 78 * 252),
         (pd.Timedelta(weeks=1), False, 52),
         ("1h", True, 6240),
+        ("1w", False, 52),
+        ("1w", True, 52),
+        ("2w", False, 26),
+        ("1mo", False, 12),
+        ("1M", True, 12),  # upper-case M: a month, not a minute
+        ("3mo", False, 4),
+        (pd.Timedelta(days=365.25 / 12), False, 12),
     ],
 )
 def test_periods_per_year_for(timeframe, fx, expected):

@@ -1,109 +1,99 @@
+"""The gates read the walk-forward evidence: OOF accuracy vs the best baseline by the binomial test (Bonferroni
+over the model types), mean fold gap, fold stability; never the holdout."""
+
 import pytest
 
 from ktrdr_assets.core.config.models import GatesConfig
-from ktrdr_assets.core.selection.gates import GateResult, evaluate_gates, passes_all, read_accuracies
+from ktrdr_assets.core.selection.gates import NO_EVIDENCE, GateResult, evaluate_gates, model_alpha, passes_all
+from ktrdr_assets_tests.helpers import evidence_result
 
-GATES = GatesConfig()  # max_gap 0.20, min_accuracy 0.55, max_val_test_diff 0.05
-
-
-def result(train: float, val: float, test: float, baseline: float = 0.40, name: str = "XGBoost") -> dict:
-    return {
-        "model_name": name,
-        "symbol": "EURUSD",
-        "history": {"train_accuracy": train, "val_accuracy": val, "test_accuracy": test},
-        "test_majority_baseline": {"class": "HOLD", "accuracy": baseline},
-    }
+GATES = GatesConfig()  # max_gap 0.20, min_accuracy 0.55, alpha 0.01 Bonferroni, 60 % of folds, std 0.10
 
 
 def by_name(results: list[GateResult]) -> dict[str, GateResult]:
     return {r.name: r for r in results}
 
 
-def test_good_model_passes_all_three_gates():
-    gates = evaluate_gates(result(0.80, 0.70, 0.68), GATES)
+def test_defaults_are_the_documented_ones():
+    assert (GATES.alpha, GATES.multiple_testing, GATES.min_accuracy, GATES.max_gap) == (0.01, "bonferroni", 0.55, 0.20)
+    assert (GATES.min_folds_above_baseline, GATES.max_fold_accuracy_std) == (0.6, 0.10)
+    assert GATES.min_deflated_sharpe_probability is None
+
+
+def test_a_significant_stable_model_passes_all_three_gates_with_the_figures_in_details():
+    gates = evaluate_gates(evidence_result(), GATES, n_models=4)
     assert [g.name for g in gates] == ["overfitting_gap", "accuracy", "stability"]
     assert passes_all(gates)
     g = by_name(gates)
-    assert g["overfitting_gap"].value == pytest.approx(0.10)
-    assert g["overfitting_gap"].description == "train-val gap 0.100 <= max 0.200"
-    assert g["accuracy"].baseline == 0.40
-    assert g["stability"].value == pytest.approx(0.02)
+    accuracy = g["accuracy"]
+    assert accuracy.value == 0.70 and accuracy.threshold == 0.55 and accuracy.baseline == 0.45
+    assert accuracy.details["alpha"] == pytest.approx(0.0025)  # 0.01 / 4 model types
+    assert accuracy.details["p_value"] == 1e-6 and accuracy.details["n"] == 1000
+    assert accuracy.details["n_effective"] == 120
+    assert accuracy.details["majority_baseline"] == 0.45 and accuracy.details["persistence_baseline"] == 0.40
+    assert (accuracy.details["wilson_95_low"], accuracy.details["wilson_95_high"]) == pytest.approx((0.62, 0.78))
+    assert accuracy.description.startswith("out-of-fold accuracy 0.700 >= min 0.550 and above best baseline 0.450")
+    assert g["overfitting_gap"].description == "mean fold train-val gap 0.050 <= max 0.200"
+    assert g["stability"].value == 1.0
 
 
-def test_overfit_model_fails_the_gap_gate_only():
-    g = by_name(evaluate_gates(result(0.97, 0.70, 0.70), GATES))
-    assert not g["overfitting_gap"].passed
-    assert g["overfitting_gap"].value == pytest.approx(0.27)
-    assert g["overfitting_gap"].threshold == 0.20
-    assert g["overfitting_gap"].description == "train-val gap 0.270 > max 0.200"
-    assert g["accuracy"].passed and g["stability"].passed
-    assert not passes_all(g.values())
-
-
-def test_gap_exactly_at_the_limit_passes_despite_float_rounding():
-    assert 0.9 - 0.7 > 0.2  # the float trap the gate must absorb
-    g = by_name(evaluate_gates(result(0.90, 0.70, 0.70), GATES))
-    assert g["overfitting_gap"].passed
-
-
-def test_majority_baseline_model_fails_accuracy_even_above_the_floor():
-    # 0.60 >= 0.55, but predicting HOLD everywhere already scores 0.65 on this test set
-    g = by_name(evaluate_gates(result(0.66, 0.62, 0.60, baseline=0.65), GATES))
-    acc = g["accuracy"]
-    assert not acc.passed
-    assert (acc.value, acc.threshold, acc.baseline) == (0.60, 0.55, 0.65)
-    assert acc.description == "test accuracy 0.600 not above majority baseline 0.650 (HOLD)"
-
-
-def test_baseline_class_name_is_read_from_majority_class():
-    r = result(0.66, 0.62, 0.60, baseline=0.65)
-    r["test_majority_baseline"] = {"majority_class": "SELL", "accuracy": 0.65}
-    assert by_name(evaluate_gates(r, GATES))["accuracy"].description.endswith("baseline 0.650 (SELL)")
-
-
-def test_accuracy_equal_to_the_baseline_fails():
-    assert not by_name(evaluate_gates(result(0.72, 0.70, 0.70, baseline=0.70), GATES))["accuracy"].passed
-
-
-def test_accuracy_below_floor_and_baseline_names_both_reasons():
-    acc = by_name(evaluate_gates(result(0.55, 0.50, 0.50, baseline=0.52), GATES))["accuracy"]
+def test_an_accuracy_above_the_baseline_by_luck_fails_the_test():
+    """0.60 vs 0.56 clears min_accuracy and the baseline, but p = 0.02 is not below 0.01 / 4."""
+    acc = by_name(evaluate_gates(evidence_result(oof=0.60, baseline=0.56, p_value=0.02), GATES, n_models=4))["accuracy"]
     assert not acc.passed
     assert acc.description == (
-        "test accuracy 0.500 < min 0.550; test accuracy 0.500 not above majority baseline 0.520 (HOLD)"
+        "out-of-fold accuracy 0.600 not significantly above best baseline 0.560 (majority (HOLD)): "
+        "p = 0.02 >= alpha 0.0025"
     )
 
 
-def test_unstable_model_fails_stability():
-    st = by_name(evaluate_gates(result(0.75, 0.70, 0.60), GATES))["stability"]
-    assert not st.passed
-    assert st.value == pytest.approx(0.10)
-    assert st.description == "|val - test| accuracy 0.100 > max 0.050"
+def test_bonferroni_divides_alpha_by_the_competing_model_types():
+    result = evidence_result(p_value=0.004)
+    assert by_name(evaluate_gates(result, GATES, n_models=1))["accuracy"].passed
+    assert not by_name(evaluate_gates(result, GATES, n_models=4))["accuracy"].passed
+    assert by_name(evaluate_gates(result, GatesConfig(multiple_testing="none"), n_models=4))["accuracy"].passed
+    assert model_alpha(GATES, 5) == pytest.approx(0.002)
 
 
-def test_thresholds_come_from_the_config():
-    strict = GatesConfig(max_gap=0.05, min_accuracy=0.75, max_val_test_diff=0.01)
-    g = by_name(evaluate_gates(result(0.80, 0.70, 0.68), strict))
-    assert not any(x.passed for x in g.values())
-    assert g["accuracy"].threshold == 0.75
+def test_the_floor_still_applies_to_a_significant_model():
+    acc = by_name(evaluate_gates(evidence_result(oof=0.50, baseline=0.35), GATES, n_models=4))["accuracy"]
+    assert not acc.passed and acc.description == "out-of-fold accuracy 0.500 < min 0.550"
 
 
-def test_missing_accuracy_names_model_and_key():
-    bad = result(0.8, 0.7, 0.7)
-    del bad["history"]["val_accuracy"]
-    with pytest.raises(ValueError, match=r"EURUSD/XGBoost: history\.val_accuracy is missing"):
+def test_gap_is_the_mean_over_folds_and_allows_float_rounding():
+    assert not by_name(evaluate_gates(evidence_result(gap=0.25), GATES))["overfitting_gap"].passed
+    assert by_name(evaluate_gates(evidence_result(gap=0.9 - 0.7), GATES))["overfitting_gap"].passed
+
+
+@pytest.mark.parametrize(
+    ("share", "std", "message"),
+    [
+        (0.4, 0.03, "40% of folds above their baseline < min 60%"),
+        (1.0, 0.15, "fold accuracy std 0.150 > max 0.100"),
+    ],
+)
+def test_stability_needs_most_folds_above_their_baseline_and_a_small_spread(share, std, message):
+    stability = by_name(evaluate_gates(evidence_result(share_above=share, std=std), GATES))["stability"]
+    assert not stability.passed and stability.description == message
+    assert stability.details["fold_accuracies"] == [0.70] * 5
+
+
+def test_the_holdout_never_decides():
+    bad_holdout = evidence_result(holdout=0.10)
+    assert passes_all(evaluate_gates(bad_holdout, GATES, n_models=4))
+
+
+def test_a_result_without_evidence_fails_every_gate_with_the_reason():
+    gates = evaluate_gates({"model_name": "XGBoost", "history": {"test_accuracy": 0.9}}, GATES)
+    assert [g.passed for g in gates] == [False, False, False]
+    assert {g.description for g in gates} == {NO_EVIDENCE}
+
+
+def test_malformed_evidence_raises_naming_model_and_key():
+    bad = evidence_result()
+    del bad["evidence"]["oof"]["p_value"]
+    with pytest.raises(ValueError, match=r"model result EURUSD/XGBoost: evidence\.oof\.p_value is missing"):
         evaluate_gates(bad, GATES)
-
-
-def test_missing_baseline_names_the_key():
-    bad = result(0.8, 0.7, 0.7)
-    del bad["test_majority_baseline"]
-    with pytest.raises(ValueError, match=r"test_majority_baseline\.accuracy is missing"):
-        read_accuracies(bad)
-
-
-@pytest.mark.parametrize("value", [float("nan"), 1.2, -0.1, "high"])
-def test_invalid_accuracy_is_rejected(value):
-    bad = result(0.8, 0.7, 0.7)
-    bad["history"]["test_accuracy"] = value
-    with pytest.raises(ValueError, match=r"history\.test_accuracy = .* is not an accuracy in \[0, 1\]"):
+    bad = evidence_result(gap=float("nan"))
+    with pytest.raises(ValueError, match=r"evidence\.mean_gap = nan is not a number"):
         evaluate_gates(bad, GATES)

@@ -127,8 +127,8 @@ def test_each_entry_carries_its_own_symbols_criteria() -> None:
         "MSFT": {**_good("LSTM"), "selection_criteria": selection_criteria(GATES)},
     }
     manifest = next_manifest(None, selections, GATES, active={"AAPL", "MSFT"}, attempted_at={})
-    assert manifest["selections"]["AAPL"]["selection_criteria"]["min_test_accuracy"] == 0.99
-    assert manifest["selections"]["MSFT"]["selection_criteria"]["min_test_accuracy"] == GATES.min_accuracy
+    assert manifest["selections"]["AAPL"]["selection_criteria"]["min_oof_accuracy"] == 0.99
+    assert manifest["selections"]["MSFT"]["selection_criteria"]["min_oof_accuracy"] == GATES.min_accuracy
     assert manifest["selection_criteria"] == selection_criteria(GATES)  # the base gates, for reference
 
 

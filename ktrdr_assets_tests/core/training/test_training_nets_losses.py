@@ -5,7 +5,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ktrdr_assets.core.models.lstm import LSTMClassifier, LSTMConfig
 from ktrdr_assets.core.models.neural_network import MLPClassifier, NeuralNetworkConfig
@@ -70,10 +69,13 @@ def test_focal_with_gamma_zero_is_weighted_cross_entropy():
 
 
 def test_build_loss_follows_config():
-    y = torch.tensor([0, 1, 1, 2, 2, 2])
-    ce = build_loss(NeuralNetworkConfig(label_smoothing=0.1), y)
-    assert isinstance(ce, nn.CrossEntropyLoss) and ce.label_smoothing == 0.1
+    y = torch.tensor([0, 0, 0, 1, 2, 2])
+    assert build_loss(NeuralNetworkConfig(), y).weight is None  # class_weighting none by default: the likelihood
+    ce = build_loss(NeuralNetworkConfig(label_smoothing=0.1, class_weighting="balanced"), y)
+    assert isinstance(ce, torch.nn.CrossEntropyLoss) and ce.label_smoothing == 0.1
     assert torch.allclose(ce.weight, class_weights(y))
-    focal = build_loss(NeuralNetworkConfig(loss="focal", focal_gamma=1.5), y)
+    sqrt = build_loss(NeuralNetworkConfig(class_weighting="sqrt_balanced"), y)
+    assert torch.allclose(sqrt.weight, class_weights(y).sqrt())
+    focal = build_loss(NeuralNetworkConfig(loss="focal", focal_gamma=1.5, class_weighting="balanced"), y)
     assert isinstance(focal, FocalLoss) and focal.gamma == 1.5 and torch.equal(focal.weight, class_weights(y))
     assert build_loss(NeuralNetworkConfig(loss="focal", focal_class_weights=False), y).weight is None
