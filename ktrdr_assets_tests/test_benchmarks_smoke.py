@@ -82,7 +82,8 @@ def test_scale_main_measures_a_few_symbols(capsys):
     assert set(results[3]) == {"sensor first", "sensor", "schedule", "manifest", "rebuild", "run overhead"}
     assert all(seconds >= 0 for seconds in results[3].values())
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("symbols") and lines[-1].startswith("goals at 3: sensor ")
+    assert "load average" in lines[0] and lines[1].startswith("symbols")
+    assert lines[-1].startswith("goals at 3: sensor ")
 
 
 def test_scale_report_gives_growth_and_goals():

@@ -347,9 +347,11 @@ def main(argv: list[str] | None = None) -> dict[int, dict[str, float]]:
     parser.add_argument("--no-load", action="store_true", help="skip the fresh-interpreter load times")
     args = parser.parse_args(argv)
     results = {}
+    load_before = os.getloadavg()[0]
     for n in (int(part) for part in args.symbols.split(",")):
         results[n] = measure(n, args.bars, ui=not args.no_ui, loads=not args.no_load)
         print(f"measured N={n}", file=sys.stderr, flush=True)
+    print(f"{os.cpu_count()} CPUs, load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
     for line in report(results):
         print(line)
     return results

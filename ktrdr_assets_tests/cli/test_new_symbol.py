@@ -16,6 +16,7 @@ import pytest
 from ktrdr_assets.partitions import SYMBOL_PARTITIONS
 from ktrdr_assets.paths import PROJECT_ROOT, raw_dir
 from ktrdr_assets.symbol_registry import REGISTER_AT_LOAD_ENV, register_at_load
+from ktrdr_assets_tests.synthetic_symbols import ALL_SYMBOLS
 
 
 def _folders(tmp_path: Path) -> dict[str, str]:
@@ -64,9 +65,10 @@ def test_loading_the_definitions_registers_the_files_present(tmp_path: Path, mon
     monkeypatch.setenv(REGISTER_AT_LOAD_ENV, "0")
     assert register_at_load() == []
     monkeypatch.delenv(REGISTER_AT_LOAD_ENV)
-    assert register_at_load() == ["AAPL", "EURUSD", "LATE", "MSFT"]
+    everything = sorted([*ALL_SYMBOLS, "LATE"])  # the session's raw files and the one dropped here
+    assert register_at_load() == everything
     assert register_at_load() == []  # already there
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-        assert instance.get_dynamic_partitions(SYMBOL_PARTITIONS) == ["AAPL", "EURUSD", "LATE", "MSFT"]
+        assert sorted(instance.get_dynamic_partitions(SYMBOL_PARTITIONS)) == everything
     monkeypatch.delenv("DAGSTER_HOME")
     assert register_at_load() == []  # no persistent instance to register into: nothing, and no error
