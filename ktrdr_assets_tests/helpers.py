@@ -46,9 +46,14 @@ DATA_ASSETS = (
     "temporal_splits",
     "augmented_train_set",
 )
-MODEL_TYPES = ("random_forest", "xgboost", "neural_network", "lstm")
+MODEL_TYPES = ("random_forest", "xgboost", "neural_network", "lstm", "gru", "attention_lstm", "cnn_lstm")
+TORCH_TYPES = MODEL_TYPES[2:]
+SEQUENCE_TYPES = MODEL_TYPES[3:]
 MODEL_ASSETS = tuple(f"{t}_model" for t in MODEL_TYPES)
-SELECTION_ASSETS = ("model_selection", "backtest", "training_analytics")
+POOLED_ASSETS = tuple(f"pooled_{t}_model" for t in TORCH_TYPES)
+#: What select_symbol materializes: the pooled models' evaluations (a report when there is nothing to
+#: evaluate), then selection, backtest and analytics.
+SELECTION_ASSETS = (*POOLED_ASSETS, "model_selection", "backtest", "training_analytics")
 MANUAL_REVIEW = "MANUAL_REVIEW_REQUIRED"
 #: Every gate passable: only the majority-baseline rule of the accuracy gate remains.
 PERMISSIVE_GATES = {"max_gap": 1.0, "min_accuracy": 0.0, "max_val_test_diff": 1.0}

@@ -5,7 +5,7 @@ happens once) into this module's warehouse, where MSFT and AAPL share one manife
 cases, into a warehouse of their own. The tests check what Dagster recorded and what the warehouse
 holds against values recomputed here from the stored model records:
 
-- MSFT with the fast strategy: the 4 x 3 gate checks, note 002's selection and manifest shapes,
+- MSFT with the fast strategy: the 7 x 3 gate checks, note 002's selection and manifest shapes,
   training analytics and backtest;
 - AAPL with every gate passable except `min_accuracy: 0.99`: nothing selected, MANUAL_REVIEW_REQUIRED,
   the blocking `every_symbol_deployable` check fails;
