@@ -7,7 +7,8 @@
 - `pooled_<type>_model` (per symbol): that network evaluated on the symbol's own validation and test rows,
   with the same gate checks as the per-symbol models, and a candidate in the symbol's `model_selection`.
   A symbol that was not in the pooled training is scored through the unknown-asset embedding row, and its
-  metadata says so.
+  metadata says so. When it cannot evaluate (no pooled model yet, trained on other data or config, another
+  feature set, an error) it reports why and materializes no record: it never fails the symbol's run.
 """
 
 from typing import Any
@@ -168,29 +169,36 @@ def build_pooled_model_asset(spec: PooledModelSpec) -> dg.AssetsDefinition:
             return
         source = str(strategy.resolved_path())
         summary = (read_asset_if_present(POOLED_MODELS, None) or {}).get(model_type)
-        current = config_fingerprint(spec.parse_config(base.models, source), base.seed)
-        reason = evaluation_status(summary, symbol, temporal_splits, current)
+        # Nothing here may fail the symbol's run: the selection after it would be skipped. A bad config or
+        # a broken pooled model is reported (and fails the asset that trains, pooled_models), never fatal.
+        try:
+            current = config_fingerprint(spec.parse_config(base.models, source), base.seed)
+            reason = evaluation_status(summary, symbol, temporal_splits, current)
+            if reason is None:
+                record, metadata = run_training(
+                    context,
+                    mlflow,
+                    spec.model_type,
+                    config,
+                    lambda folder, tracker: evaluate_pooled(
+                        summary,
+                        temporal_splits,
+                        augmented_train_set,
+                        pooled_strategy(config, base),
+                        symbol=symbol,
+                        run_dir=folder.path,
+                        run_info={"run_id": context.run_id, "strategy": config.name},
+                        strategy_source=source,
+                        tracker=tracker,
+                        progress=context.log.info,
+                    ),
+                )
+        except Exception as err:
+            context.log.error(f"{name} {symbol}: {type(err).__name__}: {err}")
+            reason = f"{type(err).__name__}: {err}"
         if reason is not None:
             yield disabled_output(context, name, f"not evaluated: {reason}")
             return
-        record, metadata = run_training(
-            context,
-            mlflow,
-            spec.model_type,
-            config,
-            lambda folder, tracker: evaluate_pooled(
-                summary,
-                temporal_splits,
-                augmented_train_set,
-                pooled_strategy(config, base),
-                symbol=symbol,
-                run_dir=folder.path,
-                run_info={"run_id": context.run_id, "strategy": config.name},
-                strategy_source=source,
-                tracker=tracker,
-                progress=context.log.info,
-            ),
-        )
         pooled = record.result["pooled"]
         metadata["asset_embedding"] = pooled["asset_embedding"]
         metadata["pooled_symbols"] = ", ".join(pooled["symbols"])
