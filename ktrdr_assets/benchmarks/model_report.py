@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from ktrdr_assets.assets.pooled import POOLED_MODELS
-    from ktrdr_assets.core.models.registry import candidate_specs
+    from ktrdr_assets.core.models.registry import candidate_specs, pooled_specs
     from ktrdr_assets.core.selection.gates import evaluate_gates
     from ktrdr_assets.core.util.markdown import markdown_table
     from ktrdr_assets.definitions import defs
@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     from ktrdr_assets.resources import StrategyResource
 
     symbols = args.symbols or sorted(discover_sources())
+    pooled_types = {spec.model_type for spec in pooled_specs()}
     header = [
         "symbol",
         "model",
@@ -127,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                 record = read_asset_if_present(spec.asset_name, symbol)
                 if record is None:
                     if spec.is_enabled(StrategyResource().load().models):
-                        rows.append((symbol, spec.display_name, "failed", *[None] * 6))
+                        status = "not evaluated" if spec.model_type in pooled_types else "failed"
+                        rows.append((symbol, spec.display_name, status, *[None] * 6))
                     continue
                 result = results[symbol, spec.model_type] = record["result"]
                 passed = [g.name for g in evaluate_gates(result, gates) if g.passed]

@@ -302,9 +302,11 @@ class CleanupConfig(dg.Config):
 
 
 def warehouse_references() -> set[str]:
-    """Every run_dir named by the deployment manifest, the selections and the model assets' records."""
+    """Every run_dir named by the deployment manifest, the selections, the model assets' records (the pooled
+    evaluations' included) and the pooled models' summaries."""
     documents = []
-    for asset in ["deployment_manifest", "model_selection", *(spec.asset_name for spec in candidate_specs())]:
+    assets = ["deployment_manifest", "model_selection", "pooled_models", *(s.asset_name for s in candidate_specs())]
+    for asset in assets:
         try:
             documents += read_all_partitions(asset).values()
         except (OSError, ValueError) as err:
