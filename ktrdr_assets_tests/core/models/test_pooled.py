@@ -13,7 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
+from ktrdr_assets.core.config.loader import parse_strategy
+from ktrdr_assets.core.config.schema import _deep_merge
 from ktrdr_assets.core.data.splits import LABEL
 from ktrdr_assets.core.models import persistence, pooled
 from ktrdr_assets.core.models.loading import load_predictor
@@ -29,8 +32,19 @@ from ktrdr_assets.core.models.pooled import (
 )
 from ktrdr_assets.core.models.pooled_net import ASSET_IDS_FILE, SUMMARY_FILE, UNKNOWN_ASSET_ID, PooledNet
 from ktrdr_assets.core.models.registry import get_spec
-from ktrdr_assets.core.models.training_runs import config_fingerprint
-from ktrdr_assets_tests.helpers import TINY, Inputs, build_inputs, write_strategy
+from ktrdr_assets.core.models.training_runs import config_fingerprint, splits_fingerprint, train_model
+from ktrdr_assets.core.selection.candidates import current_candidates
+from ktrdr_assets.core.selection.gates import evaluate_gates
+from ktrdr_assets.core.selection.selector import select_model
+from ktrdr_assets_tests.helpers import (
+    SHIPPED_STRATEGY,
+    TINY,
+    Inputs,
+    build_inputs,
+    inputs_from_bars,
+    planted_sawtooth,
+    write_strategy,
+)
 
 POOLED = ("MSFT", "AAPL")
 
@@ -215,3 +229,38 @@ def test_too_few_compatible_symbols_skip_the_pooled_training(
     summary = train_pooled("neural_network", {"MSFT": data["MSFT"]}, _base(inputs), run_dir=tmp_path / "r", run_info={})
     assert summary["status"] == "skipped" and "min_symbols is 2" in summary["reason"]
     assert not (tmp_path / "r").exists()
+
+
+def test_a_pooled_candidate_can_win_a_symbols_selection(tmp_path: Path) -> None:
+    """Two symbols with a planted edge: the pooled NN passes the shipped gates on one of them and beats that
+    symbol's own (deliberately weak) model in the selection, through the same candidates and gates."""
+    raw = yaml.safe_load(SHIPPED_STRATEGY.read_text())
+    models = {
+        "neural_network": {"hidden_layers": [32], "epochs": 40, "patience": 10, "batch_size": 64, "dropout": 0.1},
+        "random_forest": {"n_estimators": 1, "max_depth": 1, "n_jobs": 1},  # a single stump
+        "permutation_repeats": 1,
+    }
+    strategy = parse_strategy(_deep_merge(raw, {"models": models}), "saw.yaml")
+    saws = {"SAWA": planted_sawtooth(period=40, seed=1), "SAWB": planted_sawtooth(period=48, seed=2)}
+    built = {symbol: inputs_from_bars(bars, strategy) for symbol, bars in saws.items()}
+    data = {symbol: SymbolData(i.splits, i.augmented) for symbol, i in built.items()}
+    summary = train_pooled("neural_network", data, strategy, run_dir=tmp_path / "pooled", run_info={})
+    saw = built["SAWA"]
+    pooled_record = evaluate_pooled(
+        summary, saw.splits, saw.augmented, strategy, symbol="SAWA", run_dir=tmp_path / "eval", run_info={}
+    )
+    own = train_model(
+        "random_forest", saw.splits, saw.augmented, strategy, symbol="SAWA", run_dir=tmp_path / "rf", run_info={}
+    )
+    assert all(g.passed for g in evaluate_gates(pooled_record.result, strategy.gates))  # the shipped gates
+    fingerprints = {
+        "pooled_neural_network": config_fingerprint(
+            get_spec("pooled_neural_network").parse_config(strategy.models), 42
+        ),
+        "random_forest": config_fingerprint(get_spec("random_forest").parse_config(strategy.models), strategy.seed),
+    }
+    records = {"random_forest": own.to_stored(), "pooled_neural_network": pooled_record.to_stored()}
+    candidates, excluded = current_candidates(records, splits_fingerprint(saw.splits), fingerprints)
+    assert excluded == {} and set(candidates) == {"RandomForest", "PooledNeuralNetwork"}
+    selection = select_model("SAWA", candidates, strategy.gates)
+    assert selection["selected_model"] == "PooledNeuralNetwork", selection

@@ -7,7 +7,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
@@ -34,7 +33,7 @@ from ktrdr_assets.core.models.training_runs import train_model
 from ktrdr_assets.core.selection.candidates import current_candidates
 from ktrdr_assets.core.selection.gates import evaluate_gates
 from ktrdr_assets.core.selection.selector import select_model
-from ktrdr_assets_tests.helpers import SHIPPED_STRATEGY, inputs_from_bars
+from ktrdr_assets_tests.helpers import SHIPPED_STRATEGY, inputs_from_bars, planted_sawtooth
 from ktrdr_assets_tests.registry_model import MODEL_FILE, TINY_LOGISTIC
 
 
@@ -134,19 +133,6 @@ def test_a_section_of_an_unregistered_type_fails_the_strategy_load() -> None:
         strategy = parse_strategy(raw, "s.yaml")
         assert get_spec("tiny_logistic").parse_config(strategy.models).C == 0.5
     assert "tiny_logistic" not in model_types()
-
-
-def planted_sawtooth(n: int = 1500, period: int = 40, amplitude: float = 0.15, seed: int = 0) -> pd.DataFrame:
-    """Daily bars that rise and fall by `amplitude` every `period` bars, with 0.2 % noise: a planted edge
-    that the strategy's features see (the ZigZag label is the phase of the saw)."""
-    rng = np.random.default_rng(seed)
-    phase = (np.arange(n) % period) / period
-    close = 100 * (1 + amplitude * np.where(phase < 0.5, 2 * phase, 2 - 2 * phase)) * np.exp(rng.normal(0, 0.002, n))
-    index = pd.date_range("2015-01-01", periods=n, freq="D", tz="UTC")
-    volume = 1e6 + rng.normal(0, 1e4, n)
-    return pd.DataFrame(
-        {"open": close, "high": close * 1.003, "low": close * 0.997, "close": close, "volume": volume}, index=index
-    )
 
 
 def test_a_new_model_type_trains_reloads_passes_the_shipped_gates_and_is_selected(tmp_path: Path) -> None:
