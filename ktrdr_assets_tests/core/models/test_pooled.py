@@ -255,7 +255,7 @@ def test_a_pooled_candidate_can_win_a_symbols_selection(tmp_path: Path) -> None:
     assert all(g.passed for g in evaluate_gates(pooled_record.result, strategy.gates))  # the shipped gates
     fingerprints = {
         "pooled_neural_network": config_fingerprint(
-            get_spec("pooled_neural_network").parse_config(strategy.models), 42
+            get_spec("pooled_neural_network").parse_config(strategy.models), strategy.seed
         ),
         "random_forest": config_fingerprint(get_spec("random_forest").parse_config(strategy.models), strategy.seed),
     }
