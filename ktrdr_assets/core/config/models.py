@@ -63,6 +63,9 @@ class PooledConfig(StrictConfig):
         ("neural_network", "lstm"), description="poolable model types (the registry says which can be)"
     )
     embedding_dim: int = Field(8, ge=8, le=16, description="asset-id embedding size (note 003: 8-16)")
+    unknown_asset_rate: float = Field(
+        0.1, ge=0, lt=1, description="share of training samples shown with the unknown asset's id (row 0)"
+    )
     min_symbols: int = Field(2, ge=1, description="fewer compatible symbols than this: nothing is pooled")
     overrides: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per type, settings merged over models.<type> for the pooled network"

@@ -49,16 +49,25 @@ _ANALYTICS_FILES = (METRICS_CSV, DETAILED_JSON, ALERTS_TXT)
 
 
 class PooledNet(nn.Module):
-    """(..., n_features + 1) with the asset id last -> the wrapped net's logits on features + embedding."""
+    """(..., n_features + 1) with the asset id last -> the wrapped net's logits on features + embedding.
 
-    def __init__(self, net: nn.Module, n_assets: int, embedding_dim: int) -> None:
+    While training, each sample's id is replaced by the unknown asset's with probability `unknown_rate`,
+    so that row learns what the symbols share (it is what a symbol never seen is scored through)."""
+
+    def __init__(self, net: nn.Module, n_assets: int, embedding_dim: int, unknown_rate: float = 0.0) -> None:
         super().__init__()
         check_positive("embedding_dim", embedding_dim)
+        if not 0.0 <= unknown_rate < 1.0:
+            raise ValueError(f"unknown_rate must be in [0, 1), got {unknown_rate}")
         self.embedding = nn.Embedding(n_assets + 1, embedding_dim)  # row UNKNOWN_ASSET_ID: never-seen symbols
+        self.unknown_rate = unknown_rate
         self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ids = x[..., -1].round().long()
+        if self.training and self.unknown_rate > 0:  # per sample (a window keeps one id over its steps)
+            hidden = torch.rand(ids.shape[0], device=ids.device) < self.unknown_rate
+            ids = ids.masked_fill(hidden.view(-1, *[1] * (ids.dim() - 1)), UNKNOWN_ASSET_ID)
         embedded = self.embedding(ids).to(x.dtype)
         return self.net(torch.cat([x[..., :-1], embedded], dim=-1))
 
@@ -71,7 +80,8 @@ def with_asset_id(X: np.ndarray | torch.Tensor, asset_id: int) -> torch.Tensor:
 
 def build_pooled_net(base: ModelSpec, config: Any, n_features: int, n_assets: int) -> PooledNet:
     """`base`'s net for `n_features` features plus the embedding, wrapped with an id map of `n_assets`."""
-    return PooledNet(base.build_net(config, n_features + config.embedding_dim), n_assets, config.embedding_dim)
+    net = base.build_net(config, n_features + config.embedding_dim)
+    return PooledNet(net, n_assets, config.embedding_dim, config.unknown_asset_rate)
 
 
 @functools.cache
@@ -82,6 +92,7 @@ def pooled_config_class(base_class: type[BaseModel]) -> type[BaseModel]:
         __base__=base_class,
         __module__=__name__,
         embedding_dim=(int, Field(8, ge=8, le=16, description="asset-id embedding size")),
+        unknown_asset_rate=(float, Field(0.1, ge=0, lt=1, description="training samples shown as unknown")),
     )
 
 
@@ -99,17 +110,16 @@ class PooledModelSpec(ModelSpec):
 
     def parse_config(self, models: ModelsConfig, source: str = "<strategy>") -> Any:
         """`models.<base type>` with `models.pooled.overrides.<base type>` merged over it, plus
-        `models.pooled.embedding_dim`; errors name the key where it was written."""
-        base_type = self.base.model_type
-        override = models.pooled.overrides.get(base_type, {})
-        section = {**models.settings(base_type), **override, "embedding_dim": models.pooled.embedding_dim}
+        `models.pooled.embedding_dim` and `unknown_asset_rate`; errors name the key where it was written."""
+        base_type, pooled = self.base.model_type, models.pooled
+        override = pooled.overrides.get(base_type, {})
+        pooled_keys = {"embedding_dim": pooled.embedding_dim, "unknown_asset_rate": pooled.unknown_asset_rate}
+        section = {**models.settings(base_type), **override, **pooled_keys}
         try:
             return self.config_class.model_validate(section)
         except ValidationError as err:
             keys = {str(item["loc"][0]) for item in err.errors() if item["loc"]}
             prefix = f"models.pooled.overrides.{base_type}" if keys & set(override) else f"models.{base_type}"
-            if "embedding_dim" in keys:
-                prefix = "models.pooled"
             raise StrategyError(format_validation_error(err, source, prefix=prefix)) from None
 
 

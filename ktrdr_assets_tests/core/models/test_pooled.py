@@ -264,3 +264,20 @@ def test_a_pooled_candidate_can_win_a_symbols_selection(tmp_path: Path) -> None:
     assert excluded == {} and set(candidates) == {"RandomForest", "PooledNeuralNetwork"}
     selection = select_model("SAWA", candidates, strategy.gates)
     assert selection["selected_model"] == "PooledNeuralNetwork", selection
+
+
+def test_training_shows_some_samples_as_the_unknown_asset_so_its_row_learns() -> None:
+    inner = torch.nn.Linear(3 + 4, 3)
+    net = PooledNet(inner, n_assets=2, embedding_dim=4, unknown_rate=0.5)
+    windows = torch.cat([torch.randn(64, 5, 3), torch.full((64, 5, 1), 2.0)], dim=-1)  # all symbol 2
+    seen = []
+    net.embedding.register_forward_hook(lambda module, args, out: seen.append(args[0].clone()))
+    torch.manual_seed(0)
+    net.train()(windows)
+    net.eval()(windows)
+    trained_ids, eval_ids = seen
+    assert set(trained_ids.unique().tolist()) == {0, 2}  # some samples hidden as the unknown asset ...
+    assert (trained_ids == trained_ids[:, :1]).all()  # ... whole windows, never single steps
+    assert (eval_ids == 2).all()  # predicting: always the symbol's own id
+    with pytest.raises(ValueError, match="unknown_rate must be in"):
+        PooledNet(inner, 2, 4, unknown_rate=1.0)
