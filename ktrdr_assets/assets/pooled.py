@@ -6,6 +6,8 @@
   its metadata. The weekly retraining rebuilds it once, after every symbol's run (`jobs/pooled.py`).
 - `pooled_<type>_model` (per symbol): that network evaluated on the symbol's own validation and test rows,
   with the same gate checks as the per-symbol models, and a candidate in the symbol's `model_selection`.
+  It has no walk-forward of its own yet, so the evidence-based gates reject it (gates.NO_EVIDENCE): it
+  competes, is reported and backtested, but is not deployed until it gets one.
   A symbol that was not in the pooled training is scored through the unknown-asset embedding row, and its
   metadata says so. When it cannot evaluate (no pooled model yet, trained on other data or config, another
   feature set, an error) it reports why and materializes no record: it never fails the symbol's run.

@@ -13,8 +13,8 @@ import dagster as dg
 import pandas as pd
 
 from ktrdr_assets.core.config.errors import StrategyError
-from ktrdr_assets.core.data.calendar import infer_market
 from ktrdr_assets.core.config.models import ModelsConfig
+from ktrdr_assets.core.data.calendar import infer_market
 from ktrdr_assets.core.data.signals import Signal
 from ktrdr_assets.core.data.splits import TemporalSplits
 from ktrdr_assets.core.models.loading import predict_part
@@ -50,11 +50,14 @@ def latest_records(symbol: str) -> dict[str, dict[str, Any] | None]:
 
 
 def _strategy_models(strategy: StrategyResource, symbol: str, spec: ModelSpec) -> tuple[ModelsConfig, int, Any]:
-    """(models, seed, walk-forward settings) a model of `spec` is trained and judged with: the symbol's, or
-    the base strategy's for the one pooled network of all symbols (which has no walk-forward of its own)."""
-    pooled = isinstance(spec, PooledModelSpec)
-    config = strategy.load() if pooled else strategy.for_symbol(symbol)
-    return config.models, config.seed, None if pooled else config.evaluation
+    """(models, seed, walk-forward settings) a model of `spec` is trained and judged with: the symbol's; for
+    the one pooled network of all symbols, the base strategy's models and seed with the symbol's evaluation
+    settings (what its per-symbol record is fingerprinted with: core/models/pooled.py `pooled_strategy`)."""
+    config = strategy.for_symbol(symbol)
+    if isinstance(spec, PooledModelSpec):
+        base = strategy.load()
+        return base.models, base.seed, config.evaluation
+    return config.models, config.seed, config.evaluation
 
 
 def _config_fingerprints(strategy: StrategyResource, symbol: str) -> dict[str, str | None]:

@@ -5,7 +5,8 @@
   finished, one `train_pooled_models` run for that batch (its run key is the batch: requested once).
 - `select_after_pooled_training`: after a successful pooled training, `select_symbol` for every symbol, so
   each symbol's pooled evaluation is redone and competes in its selection (the manifest follows through
-  `manifest_after_selection`).
+  `manifest_after_selection`). Without a walk-forward of its own a pooled candidate is rejected by the
+  evidence-based gates (gates.NO_EVIDENCE), so it is reported, never deployed, for now.
 """
 
 from __future__ import annotations

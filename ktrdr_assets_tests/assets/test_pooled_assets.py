@@ -4,8 +4,12 @@ One weekly batch, in the order the platform runs it: MSFT's and AAPL's data stag
 batch), `train_pooled_models` (the pooled NN and LSTM on both symbols; EURUSD has no data yet and is left
 out with the reason), MSFT's `select_symbol` (the pooled models evaluated on MSFT with their gate checks,
 competing in its selection), then EURUSD's data, a symbol the pooled models never saw: scored through the
-unknown-asset row. The sensors are evaluated on those real runs. A type switched off in the strategy
-reports "disabled by strategy", trains nothing, evaluates no gate and is not a candidate.
+unknown-asset row, then the data stages of the session's other symbols (PLANTED, NOEDGE), so that every
+symbol has a finished run of the batch. The sensors are evaluated on those real runs. A type switched off
+in the strategy reports "disabled by strategy", trains nothing, evaluates no gate and is not a candidate.
+
+The pooled evaluation has no walk-forward of its own (yet): its candidate is judged by the same gates as
+every other and rejected for lack of walk-forward evidence (gates.NO_EVIDENCE), never deployed.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import dagster as dg
 import pytest
 
 from ktrdr_assets.assets.pooled import POOLED_MODELS, pooled_models
+from ktrdr_assets.core.selection.gates import NO_EVIDENCE
 from ktrdr_assets.definitions import defs
 from ktrdr_assets.io import read_asset
 from ktrdr_assets.jobs.pooled import pooled_after_weekly_retraining, select_after_pooled_training
@@ -33,6 +38,7 @@ from ktrdr_assets_tests.helpers import (
     strategy_run_config,
     write_strategy,
 )
+from ktrdr_assets_tests.synthetic_symbols import ALL_SYMBOLS
 
 BATCH = "2026-01-05"
 GATES = ("overfitting_gap", "accuracy", "stability")
@@ -57,7 +63,7 @@ def _sensor_tick(instance: dg.DagsterInstance):
 @dataclass
 class Batch:
     strategy: Path
-    before_all: object  # the sensor's answer while EURUSD had no run yet
+    before_all: object  # the sensor's answer while EURUSD (and the other symbols) had no run yet
     pooled: dg.ExecuteInProcessResult
     select: dg.ExecuteInProcessResult
     new_symbol: dg.ExecuteInProcessResult
@@ -74,6 +80,8 @@ def batch(module_dir: Path, instance: dg.DagsterInstance) -> Batch:
     select = run_job(strategy, "MSFT", job="select_symbol", instance=instance)
     assert _data_run(strategy, "EURUSD", instance).success
     new_symbol = run_job(strategy, "EURUSD", POOLED_ASSETS, instance=instance)
+    for symbol in sorted(set(ALL_SYMBOLS) - {"MSFT", "AAPL", "EURUSD"}):  # every symbol's run of the batch
+        assert _data_run(strategy, symbol, instance).success
     return Batch(strategy, before_all, pooled, select, new_symbol, _sensor_tick(instance))
 
 
@@ -118,13 +126,15 @@ def test_each_symbol_evaluates_the_pooled_models_with_the_gates_and_selects_amon
     selection = read_asset("model_selection", "MSFT")
     competing = {selection["selected_model"], *selection["alternatives"], *selection["rejected"]} - {None}
     assert {"PooledNeuralNetwork", "PooledLSTM"} <= competing
-    for name in ("PooledNeuralNetwork", "PooledLSTM"):  # candidates under the gates, never excluded
+    for name in ("PooledNeuralNetwork", "PooledLSTM"):  # candidates under the gates, never excluded ...
         assert not any(r.startswith("not a candidate") for r in selection["rejected"].get(name, []))
+        assert name in selection["candidates"]
+        # ... rejected by every gate, only for lack of walk-forward evidence (the pooled evaluation has none)
+        assert selection["rejected"][name] == [f"{gate}: {NO_EVIDENCE}" for gate in GATES]
+    for asset in TRAINED:  # the gate checks say the same
+        assert all(not checks[(asset, gate)].passed for gate in GATES)
     assert selection["rejected"]["LSTM"] == ["not a candidate: never materialized"]
-    if selection["selected_model"]:
-        assert selection["selected_model"].startswith("Pooled") and selection["run_dir"].startswith(
-            str(warehouse_dir() / "model_runs" / "MSFT" / "pooled_")
-        )
+    assert selection["selected_model"] is None  # nothing with evidence competed for MSFT here
 
 
 def test_a_symbol_never_seen_is_scored_through_the_unknown_asset_row(batch: Batch) -> None:
@@ -152,7 +162,7 @@ def test_a_pooled_training_requests_every_symbols_selection(batch: Batch, instan
         dagster_event=batch.pooled.get_run_success_event(),
     )
     requests = list(select_after_pooled_training(context))
-    assert sorted(r.partition_key for r in requests) == ["AAPL", "EURUSD", "MSFT"]
+    assert sorted(r.partition_key for r in requests) == sorted(ALL_SYMBOLS)  # every symbol of the session
     assert all(r.run_config == strategy_run_config(batch.strategy) for r in requests)
     assert select_after_pooled_training.job_name == "select_symbol"
 

@@ -33,8 +33,8 @@ from ktrdr_assets.definitions import defs
 from ktrdr_assets.io import read_asset
 from ktrdr_assets.jobs.retraining import (
     ALERT_JOB,
-    deployable_model_lost,
     WEEKLY_BATCH_TAG,
+    deployable_model_lost,
     manifest_after_selection,
     raw_data_sensor,
     select_after_model_failure,

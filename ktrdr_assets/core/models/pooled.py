@@ -13,7 +13,8 @@ which rows were.
 Evaluation is per symbol, on that symbol's own parts: `evaluate_pooled` runs
 `training_runs.train_model` for the pooled model type (`pooled_<type>`), which binds the trained network
 to the symbol's id (`pooled_net.bind_pooled_model`), so results, gates and selection are the per-symbol
-models' own.
+models' own. It runs no walk-forward (no `features`): the result has no `evidence`, and the gates reject it
+with gates.NO_EVIDENCE until the pooled training gets a walk-forward of its own.
 """
 
 from __future__ import annotations

@@ -13,10 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 
-from ktrdr_assets.core.config.loader import parse_strategy
-from ktrdr_assets.core.config.schema import _deep_merge
+from ktrdr_assets.core.config.models import GatesConfig
 from ktrdr_assets.core.data.splits import LABEL
 from ktrdr_assets.core.models import persistence, pooled
 from ktrdr_assets.core.models.loading import load_predictor
@@ -32,19 +30,11 @@ from ktrdr_assets.core.models.pooled import (
 )
 from ktrdr_assets.core.models.pooled_net import ASSET_IDS_FILE, SUMMARY_FILE, UNKNOWN_ASSET_ID, PooledNet
 from ktrdr_assets.core.models.registry import get_spec
-from ktrdr_assets.core.models.training_runs import config_fingerprint, splits_fingerprint, train_model
+from ktrdr_assets.core.models.training_runs import config_fingerprint, splits_fingerprint
 from ktrdr_assets.core.selection.candidates import current_candidates
-from ktrdr_assets.core.selection.gates import evaluate_gates
+from ktrdr_assets.core.selection.gates import GATE_RULES, NO_EVIDENCE, evaluate_gates
 from ktrdr_assets.core.selection.selector import select_model
-from ktrdr_assets_tests.helpers import (
-    SHIPPED_STRATEGY,
-    TINY,
-    Inputs,
-    build_inputs,
-    inputs_from_bars,
-    planted_sawtooth,
-    write_strategy,
-)
+from ktrdr_assets_tests.helpers import TINY, Inputs, build_inputs, evidence_result, write_strategy
 
 POOLED = ("MSFT", "AAPL")
 
@@ -231,39 +221,40 @@ def test_too_few_compatible_symbols_skip_the_pooled_training(
     assert not (tmp_path / "r").exists()
 
 
-def test_a_pooled_candidate_can_win_a_symbols_selection(tmp_path: Path) -> None:
-    """Two symbols with a planted edge: the pooled NN passes the shipped gates on one of them and beats that
-    symbol's own (deliberately weak) model in the selection, through the same candidates and gates."""
-    raw = yaml.safe_load(SHIPPED_STRATEGY.read_text())
-    models = {
-        "neural_network": {"hidden_layers": [32], "epochs": 40, "patience": 10, "batch_size": 64, "dropout": 0.1},
-        "random_forest": {"n_estimators": 1, "max_depth": 1, "n_jobs": 1},  # a single stump
-        "permutation_repeats": 1,
-    }
-    strategy = parse_strategy(_deep_merge(raw, {"models": models}), "saw.yaml")
-    saws = {"SAWA": planted_sawtooth(period=40, seed=1), "SAWB": planted_sawtooth(period=48, seed=2)}
-    built = {symbol: inputs_from_bars(bars, strategy) for symbol, bars in saws.items()}
-    data = {symbol: SymbolData(i.splits, i.augmented) for symbol, i in built.items()}
-    summary = train_pooled("neural_network", data, strategy, run_dir=tmp_path / "pooled", run_info={})
-    saw = built["SAWA"]
-    pooled_record = evaluate_pooled(
-        summary, saw.splits, saw.augmented, strategy, symbol="SAWA", run_dir=tmp_path / "eval", run_info={}
-    )
-    own = train_model(
-        "random_forest", saw.splits, saw.augmented, strategy, symbol="SAWA", run_dir=tmp_path / "rf", run_info={}
-    )
-    assert all(g.passed for g in evaluate_gates(pooled_record.result, strategy.gates))  # the shipped gates
-    fingerprints = {
-        "pooled_neural_network": config_fingerprint(
-            get_spec("pooled_neural_network").parse_config(strategy.models), strategy.seed
-        ),
-        "random_forest": config_fingerprint(get_spec("random_forest").parse_config(strategy.models), strategy.seed),
-    }
-    records = {"random_forest": own.to_stored(), "pooled_neural_network": pooled_record.to_stored()}
-    candidates, excluded = current_candidates(records, splits_fingerprint(saw.splits), fingerprints)
-    assert excluded == {} and set(candidates) == {"RandomForest", "PooledNeuralNetwork"}
-    selection = select_model("SAWA", candidates, strategy.gates)
+def test_a_pooled_candidate_is_judged_by_the_same_gates_and_rejected_for_lack_of_evidence(
+    trained: tuple[dict, dict], inputs: dict[str, Inputs], tmp_path: Path
+) -> None:
+    """The pooled evaluation has no walk-forward of its own yet: its record is a current candidate of the
+    symbol's selection (fingerprinted as the selection asset does), judged by the same gates as every other
+    model, and rejected by each of them only for lack of walk-forward evidence: never deployed today."""
+    summary, _ = trained
+    record = _evaluate(summary, inputs, "MSFT", tmp_path / "MSFT")
+    strategy = pooled_strategy(inputs["MSFT"].strategy, _base(inputs))
+    assert record.result.get("evidence") is None
+    gates = evaluate_gates(record.result, strategy.gates)
+    assert [g.name for g in gates] == list(GATE_RULES)
+    assert all(not g.passed and g.description == NO_EVIDENCE for g in gates)
+    config = get_spec("pooled_lstm").parse_config(strategy.models)
+    fingerprints = {"pooled_lstm": config_fingerprint(config, strategy.seed, strategy.evaluation)}
+    records = {"pooled_lstm": record.to_stored()}
+    candidates, excluded = current_candidates(records, splits_fingerprint(inputs["MSFT"].splits), fingerprints)
+    assert excluded == {} and set(candidates) == {"PooledLSTM"}
+    selection = select_model("MSFT", candidates, strategy.gates)
+    assert selection["selected_model"] is None
+    assert selection["rejected"] == {"PooledLSTM": [f"{gate}: {NO_EVIDENCE}" for gate in GATE_RULES]}
+
+
+def test_a_pooled_result_with_passing_evidence_can_win_a_symbols_selection() -> None:
+    """Once a pooled candidate carries walk-forward evidence that passes the gates, the selector treats it as
+    any other candidate: the best out-of-fold score wins, pooled or not."""
+    pooled_result = evidence_result(oof=0.72, name="PooledNeuralNetwork", symbol="SAWA")
+    pooled_result["pooled"] = {"asset_embedding": "trained", "asset_id": 1, "symbols": ["SAWA", "SAWB"]}
+    own = evidence_result(oof=0.62, name="RandomForest", symbol="SAWA")
+    gates = GatesConfig()  # the shipped defaults
+    assert all(g.passed for g in evaluate_gates(pooled_result, gates))
+    selection = select_model("SAWA", {"PooledNeuralNetwork": pooled_result, "RandomForest": own}, gates)
     assert selection["selected_model"] == "PooledNeuralNetwork", selection
+    assert selection["alternatives"] == ["RandomForest"] and selection["rejected"] == {}
 
 
 def test_training_shows_some_samples_as_the_unknown_asset_so_its_row_learns() -> None:
