@@ -4,7 +4,8 @@
 - `select_symbol`: selection, analytics and backtest only; the rescue sensor runs it for a symbol
   whose training run failed in a model (a failed model is not a candidate; the others still compete).
 - `build_manifest`: the cross-symbol deployment manifest, requested after every symbol run.
-- `weekly_retraining`: Monday 03:00 UTC, one `materialize_symbol` run per symbol.
+- `weekly_retraining`: Monday 03:00 UTC, one `materialize_symbol` run per symbol, tagged with its batch
+  (the pooled models are rebuilt once after the batch: `jobs/pooled.py`).
 - `raw_data_sensor`: a new or changed file in data/raw/ requests a run for that symbol only.
 - `deployable_model_lost`: when a manifest names symbols that newly lost their current deployable model
   (`newly_lost` in its metadata), requests one `deployable_model_lost_alert` run, tagged
@@ -19,17 +20,21 @@ import json
 
 import dagster as dg
 
-from ktrdr_assets.core.models.registry import model_specs
+from ktrdr_assets.assets.pooled import POOLED_MODELS
+from ktrdr_assets.core.models.registry import model_specs, pooled_specs
 from ktrdr_assets.partitions import discover_sources, symbol_partitions
 
 SYMBOL_JOB = "materialize_symbol"
 SELECT_JOB = "select_symbol"
 MANIFEST_JOB = "build_manifest"
-SELECTION_STAGE = ("model_selection", "backtest", "training_analytics")
+#: The pooled models' evaluation on the symbol (cheap: the pooled networks train in `pooled_models`) first.
+SELECTION_STAGE = (*(spec.asset_name for spec in pooled_specs()), "model_selection", "backtest", "training_analytics")
+#: The tag of the symbol runs one weekly_retraining tick requested: its date.
+WEEKLY_BATCH_TAG = "ktrdr/weekly_batch"
 
 materialize_symbol = dg.define_asset_job(
     SYMBOL_JOB,
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("deployment_manifest"),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("deployment_manifest", POOLED_MODELS),
     partitions_def=symbol_partitions,
     description="Materialize the whole graph for one symbol (one run per partition).",
 )
@@ -37,7 +42,8 @@ select_symbol = dg.define_asset_job(
     SELECT_JOB,
     selection=dg.AssetSelection.assets(*SELECTION_STAGE),
     partitions_def=symbol_partitions,
-    description="Re-run selection, analytics and backtest for one symbol from the models on disk.",
+    description="Re-run the pooled evaluation, selection, analytics and backtest for one symbol from the models "
+    "on disk.",
 )
 build_manifest_job = dg.define_asset_job(
     MANIFEST_JOB,
@@ -51,7 +57,7 @@ def weekly_retraining(context: dg.ScheduleEvaluationContext):
     """Every Monday 03:00 UTC: one retraining run per symbol."""
     stamp = context.scheduled_execution_time.strftime("%Y-%m-%d")
     for symbol in symbol_partitions.get_partition_keys():
-        yield dg.RunRequest(run_key=f"weekly-{stamp}-{symbol}", partition_key=symbol)
+        yield dg.RunRequest(run_key=f"weekly-{stamp}-{symbol}", partition_key=symbol, tags={WEEKLY_BATCH_TAG: stamp})
 
 
 def file_fingerprint(path) -> str:

@@ -33,6 +33,7 @@ from ktrdr_assets.definitions import defs
 from ktrdr_assets.io import read_asset
 from ktrdr_assets.jobs.retraining import (
     ALERT_JOB,
+    WEEKLY_BATCH_TAG,
     deployable_model_lost,
     manifest_after_selection,
     raw_data_sensor,
@@ -211,6 +212,7 @@ def test_weekly_retraining_requests_one_run_per_symbol_each_week() -> None:
     for requests in (this_week, next_week):
         assert sorted(r.partition_key for r in requests) == symbols
         assert len({r.run_key for r in requests}) == len(symbols)
+        assert len({r.tags[WEEKLY_BATCH_TAG] for r in requests}) == 1  # one batch: the pooled models follow it
     assert not {r.run_key for r in this_week} & {r.run_key for r in next_week}
 
 
@@ -312,7 +314,7 @@ def test_the_requested_selection_runs_without_the_failed_model(rescue: Rescue) -
     # the failed model is reported under its model name, never selected
     assert selection["rejected"]["NeuralNetwork"] == ["not a candidate: never materialized"]
     trained = {record["model_name"] for record in rescue.records.values()}
-    assert trained == {"RandomForest", "XGBoost", "LSTM"}
+    assert trained == {"RandomForest", "XGBoost", "LSTM", "GRU", "AttentionLSTM", "CNNLSTM"}
     assert trained == (set(selection["rejected"]) - {"NeuralNetwork"}) | ({selection["selected_model"]} - {None})
 
 

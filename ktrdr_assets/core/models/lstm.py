@@ -82,5 +82,5 @@ def load(run_dir: Path, config: LSTMConfig, n_features: int) -> tuple[Predictor,
 SPEC = ModelSpec(
     model_type="lstm", display_name="LSTM", config_class=LSTMConfig, fit=fit, load=load,
     model_file=TORCH_MODEL_FILE, kind="pytorch", is_torch=True, uses_sequences=True,
-    description="LSTM over windows of the chronological train part",
+    build_net=LSTMClassifier.from_config, description="LSTM over windows of the chronological train part",
 )

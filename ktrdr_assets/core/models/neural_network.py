@@ -75,5 +75,6 @@ def load(run_dir: Path, config: NeuralNetworkConfig, n_features: int) -> tuple[P
 
 SPEC = ModelSpec(
     model_type="neural_network", display_name="NeuralNetwork", config_class=NeuralNetworkConfig, fit=fit, load=load,
-    model_file=TORCH_MODEL_FILE, kind="pytorch", is_torch=True, description="MLP on the augmented train set",
+    model_file=TORCH_MODEL_FILE, kind="pytorch", is_torch=True, build_net=MLPClassifier.from_config,
+    description="MLP on the augmented train set",
 )
