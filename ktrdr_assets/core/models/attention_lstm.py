@@ -4,24 +4,18 @@ LayerNorm in every recurrent block; dropout after the recurrent blocks and after
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from pydantic import Field
 from torch import nn
 
 from ktrdr_assets.core.data.signals import N_CLASSES
-from ktrdr_assets.core.models.base import FitContext, FittedModel, Predictor, SplitArrays
 from ktrdr_assets.core.models.sequence_nets import (
     RecurrentBlocks,
     SequenceConfig,
     TemporalAttention,
     check_sequence_input,
-    fit_windows,
-    load_windows,
+    window_spec,
 )
-from ktrdr_assets.core.models.spec import ModelSpec
-from ktrdr_assets.core.models.torch_fit import TORCH_MODEL_FILE
 
 
 class AttentionLSTMConfig(SequenceConfig):
@@ -60,17 +54,7 @@ class AttentionLSTMClassifier(nn.Module):
         return self.head(self.dropout(context))
 
 
-def fit(arrays: SplitArrays, config: AttentionLSTMConfig, context: FitContext) -> FittedModel:
-    return fit_windows(SPEC, arrays, config, context)
-
-
-def load(run_dir: Path, config: AttentionLSTMConfig, n_features: int) -> tuple[Predictor, int]:
-    return load_windows(SPEC, run_dir, config, n_features)
-
-
-SPEC = ModelSpec(
-    model_type="attention_lstm", display_name="AttentionLSTM", config_class=AttentionLSTMConfig, fit=fit, load=load,
-    model_file=TORCH_MODEL_FILE, kind="pytorch", is_torch=True, uses_sequences=True,
-    build_net=AttentionLSTMClassifier.from_config,
-    description="LSTM (LayerNorm per block) with additive attention over the lookback",
+SPEC = window_spec(
+    "attention_lstm", "AttentionLSTM", AttentionLSTMConfig, AttentionLSTMClassifier.from_config,
+    "LSTM (LayerNorm per block) with additive attention over the lookback",
 )

@@ -5,24 +5,19 @@ then LSTM blocks with LayerNorm, then additive attention over time (or the last 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 from pydantic import Field, ValidationInfo, field_validator
 from torch import nn
 
 from ktrdr_assets.core.data.signals import N_CLASSES
-from ktrdr_assets.core.models.base import FitContext, FittedModel, Predictor, SplitArrays
 from ktrdr_assets.core.models.sequence_nets import (
     RecurrentBlocks,
     SequenceConfig,
     TemporalAttention,
     check_sequence_input,
-    fit_windows,
-    load_windows,
+    window_spec,
 )
-from ktrdr_assets.core.models.spec import ModelSpec
-from ktrdr_assets.core.models.torch_fit import TORCH_MODEL_FILE
 from ktrdr_assets.core.models.torch_nets import check_dropout, check_positive
 
 
@@ -113,17 +108,7 @@ class CNNLSTMClassifier(nn.Module):
         return self.head(self.dropout(summary))
 
 
-def fit(arrays: SplitArrays, config: CNNLSTMConfig, context: FitContext) -> FittedModel:
-    return fit_windows(SPEC, arrays, config, context)
-
-
-def load(run_dir: Path, config: CNNLSTMConfig, n_features: int) -> tuple[Predictor, int]:
-    return load_windows(SPEC, run_dir, config, n_features)
-
-
-SPEC = ModelSpec(
-    model_type="cnn_lstm", display_name="CNNLSTM", config_class=CNNLSTMConfig, fit=fit, load=load,
-    model_file=TORCH_MODEL_FILE, kind="pytorch", is_torch=True, uses_sequences=True,
-    build_net=CNNLSTMClassifier.from_config,
-    description="Conv1d + BatchNorm, then LSTM (LayerNorm) with optional attention, over windows",
+SPEC = window_spec(
+    "cnn_lstm", "CNNLSTM", CNNLSTMConfig, CNNLSTMClassifier.from_config,
+    "Conv1d + BatchNorm, then LSTM (LayerNorm) with optional attention, over windows",
 )

@@ -3,25 +3,19 @@ consecutive scaled rows of the chronological train part, with LayerNorm in every
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from pydantic import Field
 from torch import nn
 
 from ktrdr_assets.core.data.signals import N_CLASSES
-from ktrdr_assets.core.models.base import FitContext, FittedModel, Predictor, SplitArrays
 from ktrdr_assets.core.models.sequence_nets import (
     Pooling,
     RecurrentBlocks,
     SequenceConfig,
     check_sequence_input,
-    fit_windows,
-    load_windows,
     pool_time,
+    window_spec,
 )
-from ktrdr_assets.core.models.spec import ModelSpec
-from ktrdr_assets.core.models.torch_fit import TORCH_MODEL_FILE
 
 
 class GRUConfig(SequenceConfig):
@@ -55,17 +49,7 @@ class GRUClassifier(nn.Module):
         return self.head(self.dropout(pool_time(self.recurrent(x), self.pooling)))
 
 
-def fit(arrays: SplitArrays, config: GRUConfig, context: FitContext) -> FittedModel:
-    return fit_windows(SPEC, arrays, config, context)
-
-
-def load(run_dir: Path, config: GRUConfig, n_features: int) -> tuple[Predictor, int]:
-    return load_windows(SPEC, run_dir, config, n_features)
-
-
-SPEC = ModelSpec(
-    model_type="gru", display_name="GRU", config_class=GRUConfig, fit=fit, load=load,
-    model_file=TORCH_MODEL_FILE, kind="pytorch", is_torch=True, uses_sequences=True,
-    build_net=GRUClassifier.from_config,
-    description="GRU (LayerNorm per block) over windows of the chronological train part",
+SPEC = window_spec(
+    "gru", "GRU", GRUConfig, GRUClassifier.from_config,
+    "GRU (LayerNorm per block) over windows of the chronological train part",
 )

@@ -22,7 +22,7 @@ from torch import nn
 from ktrdr_assets.core.config.models import TorchTrainingConfig
 from ktrdr_assets.core.models.base import FitContext, FittedModel, Predictor, SplitArrays, check_trainable
 from ktrdr_assets.core.models.spec import ModelSpec
-from ktrdr_assets.core.models.torch_fit import fit_torch, load_torch
+from ktrdr_assets.core.models.torch_fit import TORCH_MODEL_FILE, fit_torch, load_torch
 from ktrdr_assets.core.models.torch_nets import check_dropout, check_positive
 from ktrdr_assets.core.training.windows import WindowDataset
 
@@ -108,3 +108,23 @@ def load_windows(spec: ModelSpec, run_dir: Path, config: Any, n_features: int) -
     """The saved weights (weights_only=True) in `spec`'s net rebuilt from `config`, predicting over windows
     of `config.lookback` rows."""
     return load_torch(run_dir, spec.build_net(config, n_features), lookback=config.lookback)
+
+
+def window_spec(
+    model_type: str, display_name: str, config_class: type, build_net: Any, description: str
+) -> ModelSpec:
+    """The ModelSpec of a torch type over windows of `config.lookback` rows: trained on the chronological
+    train part by `fit_windows`, reloaded by `load_windows`, poolable through `build_net`."""
+
+    def fit(arrays: SplitArrays, config: Any, context: FitContext) -> FittedModel:
+        return fit_windows(spec, arrays, config, context)
+
+    def load(run_dir: Path, config: Any, n_features: int) -> tuple[Predictor, int]:
+        return load_windows(spec, run_dir, config, n_features)
+
+    spec = ModelSpec(
+        model_type=model_type, display_name=display_name, config_class=config_class, fit=fit, load=load,
+        model_file=TORCH_MODEL_FILE, kind="pytorch", is_torch=True, uses_sequences=True, build_net=build_net,
+        description=description,
+    )
+    return spec
