@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         "folds > base",
         "fold std",
         "holdout acc",
+        "holdout majority",
         "failed gates",
         "verdict",
         "train s",
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     result = read_asset(spec.asset_name, symbol)["result"]
                 except FileNotFoundError:
-                    rows.append((symbol, spec.display_name, *["failed"] * 12))
+                    rows.append((symbol, spec.display_name, *["failed"] * 13))
                     continue
                 evidence = result.get("evidence") or {}
                 oof = evidence.get("oof", {})
@@ -99,13 +100,14 @@ def main(argv: list[str] | None = None) -> int:
                         _fmt(evidence.get("share_folds_above_baseline"), ".0%"),
                         _fmt(evidence.get("fold_accuracy_std")),
                         _fmt((result.get("holdout") or {}).get("accuracy")),
+                        _fmt((result.get("holdout") or {}).get("majority_accuracy")),
                         ", ".join(failed) or "none",
                         "deployed" if selected == result["model_name"] else ("passed" if not failed else "rejected"),
                         f"{result['training_cost']['total_seconds']:.0f}",
                     )
                 )
             walls.append(f"<!-- {symbol}: whole graph {wall:.0f} s wall -->")
-    print(markdown_table(header, rows, align="llrrrrrrrrrlll"))
+    print(markdown_table(header, rows, align="llrrrrrrrrrrlll"))
     print("\n".join(walls))
     return 0
 
