@@ -129,8 +129,9 @@ def verdict(symbol: str, failures: list[str]) -> str:
         else:
             text = (
                 f"{symbol}: no model deployed. None of the {len(candidates)} trained models showed an edge its "
-                "walk-forward evidence could tell from luck or from a naive baseline (the reasons are above); that "
-                "is an honest outcome, not a failure."
+                "walk-forward evidence could tell from luck or from a naive baseline (the failed gates are above, "
+                f"their reasons in model_selection/{symbol}.json and on the checks in the UI); that is an honest "
+                "outcome, not a failure."
             )
     if manifest is not None:
         summary = manifest["summary"]
