@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "folds > base",
         "fold std",
         "holdout acc",
+        "holdout majority",
         "failed gates",
         "verdict",
         "train s",
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                 if record is None:
                     if spec.is_enabled(resource.load().models):
                         status = "not evaluated" if spec.model_type in pooled_types else "failed"
-                        rows.append((symbol, spec.display_name, *[status] * 12))
+                        rows.append((symbol, spec.display_name, *[status] * 13))
                     continue
                 result = results[symbol, spec.model_type] = record["result"]
                 evidence = result.get("evidence") or {}
@@ -161,13 +162,14 @@ def main(argv: list[str] | None = None) -> int:
                         _fmt(evidence.get("share_folds_above_baseline"), ".0%"),
                         _fmt(evidence.get("fold_accuracy_std")),
                         _fmt(_holdout_accuracy(result)),
+                        _fmt((result.get("holdout") or {}).get("majority_accuracy")),
                         ", ".join(failed) or "none",
                         "deployed" if selected == result["model_name"] else ("passed" if not failed else "rejected"),
                         f"{seconds:.0f}" + (" (all symbols)" if pooled else ""),
                     )
                 )
         pooled_summary = read_asset_if_present(POOLED_MODELS, None) or {}
-    print(markdown_table(header, rows, align="llrrrrrrrrrllr"))
+    print(markdown_table(header, rows, align="llrrrrrrrrrrllr"))
     print("\n".join(walls))
     left_out = {s for summary in pooled_summary.values() for s in summary.get("excluded", {})}
     if left_out:

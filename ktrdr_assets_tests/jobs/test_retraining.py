@@ -29,6 +29,7 @@ import mlflow
 import pytest
 from dagster._utils.schedules import cron_string_iterator
 
+from ktrdr_assets.core.selection.gates import GATE_RULES
 from ktrdr_assets.definitions import defs
 from ktrdr_assets.io import read_asset
 from ktrdr_assets.jobs.retraining import (
@@ -78,6 +79,7 @@ class Attempt:
     champion: Any
     versions: int
     alert: list  # the run requests of the deployable_model_lost sensor on this manifest
+    backtest: dict
 
 
 def _alert_tick(instance: dg.DagsterInstance) -> list[dg.RunRequest]:
@@ -98,6 +100,7 @@ def _attempt(job: str, gates: dict, module_dir: Path, instance: dg.DagsterInstan
         champion=champion(PLANTED) if registry_versions(PLANTED) else None,
         versions=len(registry_versions(PLANTED)),
         alert=_alert_tick(instance),
+        backtest=read_asset("backtest", PLANTED),
     )
 
 
@@ -124,6 +127,12 @@ def test_a_passing_run_puts_its_model_in_the_manifest_and_promotes_it(attempts: 
     assert entry == first.selection and "stale" not in entry
     assert first.champion.run_id == _selected_record(first)["mlflow_run_id"]
     assert int(first.champion.version) == first.selection["registry"]["version"]
+    # the planted symbol ends deployed: its gate checks green, the manifest's check green, backtest reported
+    record = _selected_record(first)
+    checks = check_evaluations(first.run)
+    assert all(checks[(f"{record['model_type']}_model", gate)].passed for gate in GATE_RULES)
+    assert check_evaluations(first.manifest_run)[("deployment_manifest", "every_symbol_deployable")].passed
+    assert first.backtest["candidates"][first.selection["selected_model"]]["deployed"] is True
 
 
 def test_a_failing_retraining_keeps_the_last_good_entry_marked_stale(attempts: dict[str, Attempt]) -> None:
