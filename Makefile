@@ -40,10 +40,11 @@ ui: setup  ## the Dagster UI on http://127.0.0.1:3000 (schedules and sensors run
 mlflow-ui: setup  ## MLflow's UI on the profile's tracking store (or MLFLOW_TRACKING_URI), http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri $(or $(MLFLOW_TRACKING_URI),$(MLFLOW_STORE)) --host 127.0.0.1 --port 5000
 
-bench: setup  ## the benchmarks (feature stage, Dagster overhead, analytics overhead, raw-file loading)
+bench: setup  ## the benchmarks (feature stage, Dagster overhead, analytics overhead, raw-file loading, epoch times, model report)
 	$(BIN)/python -m ktrdr_assets.benchmarks.feature_stage
 	$(BIN)/python -m ktrdr_assets.benchmarks.dagster_overhead
 	$(BIN)/python -m ktrdr_assets.benchmarks.analytics_overhead
+	$(BIN)/python -m ktrdr_assets.benchmarks.epoch_times
 	$(BIN)/python -m ktrdr_assets.benchmarks.model_report
 	$(BIN)/python -m ktrdr_assets.benchmarks.raw_load
 

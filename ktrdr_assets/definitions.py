@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ktrdr_assets.assets import data, models, raw_files, selection
+from ktrdr_assets.assets import data, models, pooled, raw_files, selection
 from ktrdr_assets.io import WarehouseIOManager
+from ktrdr_assets.jobs import pooled as pooled_jobs
 from ktrdr_assets.jobs.research import experiment_jobs, weekly_cleanup
 from ktrdr_assets.jobs.retraining import jobs, schedules, sensors
 from ktrdr_assets.progress import progress_logger
@@ -17,12 +18,13 @@ defs = dg.Definitions(
         raw_files.raw_bar_files,
         *dg.load_assets_from_modules([data]),
         *models.build_model_assets(),
+        *pooled.build_pooled_assets(),
         *selection.build_selection_assets(),
     ],
     asset_checks=[raw_files.raw_files_valid],
-    jobs=[*jobs, *experiment_jobs],
+    jobs=[*jobs, *pooled_jobs.jobs, *experiment_jobs],
     schedules=[*schedules, weekly_cleanup],
-    sensors=sensors,
+    sensors=[*sensors, *pooled_jobs.sensors],
     resources={
         "io_manager": WarehouseIOManager(),
         "strategy": StrategyResource(),

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -42,9 +43,14 @@ DATA_ASSETS = (
     "temporal_splits",
     "augmented_train_set",
 )
-MODEL_TYPES = ("random_forest", "xgboost", "neural_network", "lstm")
+MODEL_TYPES = ("random_forest", "xgboost", "neural_network", "lstm", "gru", "attention_lstm", "cnn_lstm")
+TORCH_TYPES = MODEL_TYPES[2:]
+SEQUENCE_TYPES = MODEL_TYPES[3:]
 MODEL_ASSETS = tuple(f"{t}_model" for t in MODEL_TYPES)
-SELECTION_ASSETS = ("model_selection", "backtest", "training_analytics")
+POOLED_ASSETS = tuple(f"pooled_{t}_model" for t in TORCH_TYPES)
+#: What select_symbol materializes: the pooled models' evaluations (a report when there is nothing to
+#: evaluate), then selection, backtest and analytics.
+SELECTION_ASSETS = (*POOLED_ASSETS, "model_selection", "backtest", "training_analytics")
 MANUAL_REVIEW = "MANUAL_REVIEW_REQUIRED"
 #: Every gate passable but the significance test of the accuracy gate (beat the best naive baseline).
 PERMISSIVE_GATES = {"max_gap": 1.0, "min_accuracy": 0.0, "min_folds_above_baseline": 0.0, "max_fold_accuracy_std": 1.0}
@@ -260,3 +266,16 @@ def evidence_result(
         },
         "holdout": {"accuracy": holdout, "baseline": baseline},
     }
+
+
+def planted_sawtooth(n: int = 1500, period: int = 40, amplitude: float = 0.15, seed: int = 0) -> pd.DataFrame:
+    """Daily bars that rise and fall by `amplitude` every `period` bars, with 0.2 % noise: a planted edge
+    that the strategy's features see (the ZigZag label is the phase of the saw)."""
+    rng = np.random.default_rng(seed)
+    phase = (np.arange(n) % period) / period
+    close = 100 * (1 + amplitude * np.where(phase < 0.5, 2 * phase, 2 - 2 * phase)) * np.exp(rng.normal(0, 0.002, n))
+    index = pd.date_range("2015-01-01", periods=n, freq="D", tz="UTC")
+    volume = 1e6 + rng.normal(0, 1e4, n)
+    return pd.DataFrame(
+        {"open": close, "high": close * 1.003, "low": close * 0.997, "close": close, "volume": volume}, index=index
+    )

@@ -5,9 +5,12 @@ logged as each epoch ends. Every run writes into a fresh folder; a failing model
 asset and leaves earlier runs and the other models untouched.
 """
 
+from collections.abc import Callable
+
 import dagster as dg
 import pandas as pd
 
+from ktrdr_assets.core.config.schema import StrategyConfig
 from ktrdr_assets.core.data.splits import TemporalSplits
 from ktrdr_assets.core.models.registry import model_specs
 from ktrdr_assets.core.models.run_folder import RunFolder
@@ -16,6 +19,7 @@ from ktrdr_assets.core.models.spec import ModelSpec
 from ktrdr_assets.core.models.training_runs import train_model
 from ktrdr_assets.core.research.llm_reports import write_run_prompt
 from ktrdr_assets.core.selection.gates import GATE_RULES, evaluate_gates
+from ktrdr_assets.core.training.tracking import Tracker
 from ktrdr_assets.deployment import gpu_op_tags
 from ktrdr_assets.metadata import json_value, md_table, png_md
 from ktrdr_assets.partitions import symbol_partitions
@@ -24,6 +28,8 @@ from ktrdr_assets.resources import MlflowTracking, StrategyResource
 
 #: The Dagster concurrency pool of GPU-bound steps (torch models, experiments, searches): one at a time.
 GPU_POOL = "gpu"
+#: What the asset of a model type switched off in the strategy (`models.<type>.enabled: false`) reports.
+DISABLED = "disabled by strategy"
 
 
 def _fold_table(evidence: dict) -> dg.MetadataValue:
@@ -142,24 +148,86 @@ def _gate_results(record: TrainingRecord, gates) -> list[dg.AssetCheckResult]:
     ]
 
 
-def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
-    """The asset that trains `spec`'s model type for one symbol, with the gate checks of its result."""
-    name = spec.asset_name
+def model_asset(name: str, *, kind: str, pool: str | None, description: str, deps=()):
+    """The decorator of a per-symbol model asset `name` with the gate checks of its result. A multi-asset
+    that may emit nothing but a report: a model switched off by the strategy materializes no record and
+    leaves its gates unevaluated (`model_outputs`, `disabled_output`)."""
     # partitions_def: each evaluation belongs to its symbol (one symbol's result never masks another's).
     checks = [
         dg.AssetCheckSpec(gate, asset=name, description=text, blocking=False, partitions_def=symbol_partitions)
         for gate, text in GATE_RULES.items()
     ]
-
-    @dg.asset(
+    out = dg.AssetOut(group_name="models", kinds={kind}, description=description, is_required=False)
+    return dg.multi_asset(
         name=name,
+        outs={name: out},
         partitions_def=symbol_partitions,
-        group_name="models",
-        pool=GPU_POOL if spec.is_torch else None,
-        # Under k8s_job_executor a torch step is its own pod with one GPU, on a GPU node (deployment.py).
-        op_tags=gpu_op_tags() if spec.is_torch else None,
-        kinds={spec.kind},
+        pool=pool,
+        # Under k8s_job_executor a GPU-pool step is its own pod with one GPU, on a GPU node (deployment.py).
+        op_tags=gpu_op_tags() if pool == GPU_POOL else None,
         check_specs=checks,
+        can_subset=True,
+        deps=list(deps),
+    )
+
+
+def disabled_output(context: dg.AssetExecutionContext, name: str, reason: str) -> dg.Output:
+    """What a model asset reports when it has nothing to train or evaluate: no record, no gate verdict."""
+    context.log.info(f"{name} {context.partition_key}: {reason}")
+    return dg.Output(None, output_name=name, metadata={"status": reason})
+
+
+def model_outputs(context: dg.AssetExecutionContext, name: str, record: TrainingRecord, gates, metadata: dict):
+    """The record as the asset's output, then the gate checks the run selected."""
+    yield dg.Output(record.to_stored(), output_name=name, metadata=metadata)
+    selected = {key.name for key in context.selected_asset_check_keys}
+    yield from (check for check in _gate_results(record, gates) if check.check_name in selected)
+
+
+def run_training(
+    context: dg.AssetExecutionContext,
+    mlflow: MlflowTracking,
+    model_type: str,
+    config: StrategyConfig,
+    train: Callable[[RunFolder, Tracker], TrainingRecord],
+) -> tuple[TrainingRecord, dict]:
+    """`train` into a fresh run folder of this symbol inside its own MLflow run (nested under the Dagster
+    run's), with the LLM-ready prompt beside its files; (the record, the asset's metadata)."""
+    symbol = context.partition_key
+    tags = {
+        "symbol": symbol,
+        "model_type": model_type,
+        "dagster_run_id": context.run_id,
+        "partition": symbol,
+        "strategy": config.name,
+    }
+    folder = RunFolder.new(warehouse_dir(), symbol, model_type, context.run_id)
+    title = f"{symbol} {model_type} ({config.name})"
+    prompt_context = {"symbol": symbol, "model type": model_type, "dagster run": context.run_id}
+    with mlflow.training_run(f"{symbol}-{model_type}", tags) as tracker:
+        try:
+            record = train(folder, tracker)
+        except Exception as err:
+            if folder.path.exists():  # training started: leave the LLM-ready diagnosis beside its files
+                write_run_prompt(folder.path, title=title, context=prompt_context, error=err)
+            raise
+        write_run_prompt(folder.path, title=title, context=prompt_context, error=None)
+    metadata = _metadata(record, config.models.top_features)
+    png = folder.file(RunFolder.LEARNING_CURVES)
+    if png.exists():
+        metadata["learning_curves"] = png_md(png.read_bytes(), f"{symbol} {model_type} learning curves")
+        metadata["learning_curves_png"] = dg.MetadataValue.path(str(png))
+    return record, metadata
+
+
+def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
+    """The asset that trains `spec`'s model type for one symbol, with the gate checks of its result."""
+    name = spec.asset_name
+
+    @model_asset(
+        name,
+        kind=spec.kind,
+        pool=GPU_POOL if spec.is_torch else None,
         description=f"{spec.description or spec.display_name}: judged on a purged walk-forward over the history "
         "before the holdout (out-of-fold predictions in its run folder), then fitted as the deployable model and "
         "scored once on the holdout; saved with its scaler, config, metrics and analytics.",
@@ -174,43 +242,29 @@ def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     ):
         symbol = context.partition_key
         config = strategy.for_symbol(symbol)
-        tags = {
-            "symbol": symbol,
-            "model_type": spec.model_type,
-            "dagster_run_id": context.run_id,
-            "partition": symbol,
-            "strategy": config.name,
-        }
-        folder = RunFolder.new(warehouse_dir(), symbol, spec.model_type, context.run_id)
-        title = f"{symbol} {spec.model_type} ({config.name})"
-        prompt_context = {"symbol": symbol, "model type": spec.model_type, "dagster run": context.run_id}
-        with mlflow.training_run(f"{symbol}-{spec.model_type}", tags) as tracker:
-            try:
-                record = train_model(
-                    spec.model_type,
-                    temporal_splits,
-                    augmented_train_set,
-                    config,
-                    symbol=symbol,
-                    run_dir=folder.path,
-                    run_info={"run_id": context.run_id, "strategy": config.name},
-                    strategy_source=str(strategy.resolved_path()),
-                    tracker=tracker,
-                    progress=context.log.info,
-                    features=features,
-                )
-            except Exception as err:
-                if folder.path.exists():  # training started: leave the LLM-ready diagnosis beside its files
-                    write_run_prompt(folder.path, title=title, context=prompt_context, error=err)
-                raise
-            write_run_prompt(folder.path, title=title, context=prompt_context, error=None)
-        metadata = _metadata(record, config.models.top_features)
-        png = folder.file(RunFolder.LEARNING_CURVES)
-        if png.exists():
-            metadata["learning_curves"] = png_md(png.read_bytes(), f"{symbol} {spec.model_type} learning curves")
-            metadata["learning_curves_png"] = dg.MetadataValue.path(str(png))
-        yield dg.Output(record.to_stored(), metadata=metadata)
-        yield from _gate_results(record, config.gates)
+        if not spec.is_enabled(config.models):
+            yield disabled_output(context, name, DISABLED)
+            return
+        record, metadata = run_training(
+            context,
+            mlflow,
+            spec.model_type,
+            config,
+            lambda folder, tracker: train_model(
+                spec.model_type,
+                temporal_splits,
+                augmented_train_set,
+                config,
+                symbol=symbol,
+                run_dir=folder.path,
+                run_info={"run_id": context.run_id, "strategy": config.name},
+                strategy_source=str(strategy.resolved_path()),
+                tracker=tracker,
+                progress=context.log.info,
+                features=features,
+            ),
+        )
+        yield from model_outputs(context, name, record, config.gates, metadata)
 
     return _model
 

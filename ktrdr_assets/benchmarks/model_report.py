@@ -1,11 +1,16 @@
-"""Train the whole graph for the shipped symbols with the shipped strategy and report, per model, its
-walk-forward evidence and verdict: out-of-fold accuracy, both naive baselines, the binomial test's p-value
-(n and effective n), the mean fold gap, the fold stability, the untouched holdout accuracy, the gates it
-failed, and whether it was deployed; then the time each symbol took.
+"""Train the whole graph for every symbol with the shipped strategy, then the pooled models once over all
+of them, and report per symbol and model (the pooled ones included) its walk-forward evidence and verdict:
+out-of-fold accuracy, both naive baselines, the binomial test's p-value (n and effective n), the mean fold
+gap, the fold stability, the untouched holdout accuracy, the gates it failed, and whether it was deployed;
+then the time each symbol took, and the pooled networks against the per-symbol models of their type.
 
     python -m ktrdr_assets.benchmarks.model_report [--symbols EURUSD AAPL MSFT] [--strategy PATH]
 
-Runs in a temporary DAGSTER_HOME / warehouse / MLflow store, so the project's own are untouched.
+Symbols default to every raw file in data/raw/ (the shipped ones and any dropped there). Runs in a
+temporary DAGSTER_HOME / warehouse / MLflow store, so the project's own are untouched. The order is the
+weekly retraining's: each symbol's `materialize_symbol`, then `train_pooled_models`, then each symbol's
+`select_symbol` (the pooled models evaluated on it and competing in its selection). The pooled evaluations
+have no walk-forward of their own yet: they fail every gate for lack of evidence and are never deployed.
 """
 
 from __future__ import annotations
@@ -16,15 +21,53 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 
 def _fmt(value, spec: str = ".3f") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def _holdout_accuracy(result: dict[str, Any]) -> float | None:
+    return (result.get("holdout") or {}).get("accuracy")
+
+
+def _pooling_rows(results: dict[tuple[str, str], dict[str, Any]], symbols: list[str]) -> list[tuple]:
+    """Per pooled type and symbol: pooled vs per-symbol holdout accuracy; per type: training time."""
+    from ktrdr_assets.core.models.registry import pooled_specs
+
+    rows = []
+    for spec in pooled_specs():
+        base = spec.base.model_type
+        pooled = {s: results.get((s, spec.model_type)) for s in symbols}
+        alone = {s: results.get((s, base)) for s in symbols}
+        if not any(pooled.values()):
+            continue
+        pooled_seconds = next(r["pooled"]["training_seconds"] for r in pooled.values() if r)
+        alone_seconds = sum(r["training_cost"]["total_seconds"] for r in alone.values() if r)
+        for symbol in symbols:
+            p, a = pooled[symbol], alone[symbol]
+            if p is None or a is None:
+                continue
+            pa, aa = _holdout_accuracy(p), _holdout_accuracy(a)
+            rows.append(
+                (
+                    spec.display_name,
+                    symbol,
+                    p["pooled"]["asset_embedding"],
+                    _fmt(pa),
+                    _fmt(aa),
+                    "n/a" if pa is None or aa is None else f"{pa - aa:+.3f}",
+                    _fmt((p.get("holdout") or {}).get("baseline")),
+                    f"{pooled_seconds:.1f} vs {alone_seconds:.1f}",
+                )
+            )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--symbols", nargs="+", default=["EURUSD", "AAPL", "MSFT"])
+    parser.add_argument("--symbols", nargs="+", default=None, help="default: every raw file in data/raw/")
     parser.add_argument("--strategy", default=None, help="strategy YAML (default: the shipped one)")
     args = parser.parse_args(argv)
     home = Path(tempfile.mkdtemp(prefix="ktrdr-model-report-"))
@@ -38,18 +81,23 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copy(instance_config, home / "dagster.yaml")
 
     import dagster as dg
+    import torch
 
-    from ktrdr_assets.core.models.registry import model_specs
+    from ktrdr_assets.assets.pooled import POOLED_MODELS
+    from ktrdr_assets.core.models.registry import candidate_specs, pooled_specs
     from ktrdr_assets.core.selection.gates import evaluate_gates
     from ktrdr_assets.core.util.markdown import markdown_table
     from ktrdr_assets.definitions import defs
-    from ktrdr_assets.io import read_asset
-    from ktrdr_assets.jobs.retraining import SYMBOL_JOB
+    from ktrdr_assets.io import read_asset_if_present
+    from ktrdr_assets.jobs.pooled import TRAIN_POOLED_JOB
+    from ktrdr_assets.jobs.retraining import SELECT_JOB, SYMBOL_JOB
+    from ktrdr_assets.partitions import discover_sources
     from ktrdr_assets.resources import StrategyResource
     from ktrdr_assets.symbol_registry import register_symbols
 
-    job = defs.resolve_job_def(SYMBOL_JOB)
-    run_config = {"loggers": {"progress": {}}}
+    symbols = args.symbols or sorted(discover_sources())
+    pooled_types = {spec.model_type for spec in pooled_specs()}
+    run_config: dict[str, Any] = {"loggers": {"progress": {}}}
     resource = StrategyResource()
     if args.strategy:
         run_config["resources"] = {"strategy": {"config": {"path": args.strategy}}}
@@ -66,28 +114,43 @@ def main(argv: list[str] | None = None) -> int:
         "folds > base",
         "fold std",
         "holdout acc",
+        "holdout majority",
         "failed gates",
         "verdict",
         "train s",
     ]
-    rows, walls = [], []
+    rows, walls, results = [], [], {}
     with dg.DagsterInstance.get() as instance:
-        register_symbols(instance, args.symbols)
-        for symbol in args.symbols:
+        register_symbols(instance, symbols)  # the symbols as partitions of this instance
+
+        def execute(job: str, partition_key: str | None = None) -> float:
             started = time.perf_counter()
-            job.execute_in_process(partition_key=symbol, instance=instance, run_config=run_config, raise_on_error=False)
-            wall = time.perf_counter() - started
+            defs.resolve_job_def(job).execute_in_process(
+                partition_key=partition_key, instance=instance, run_config=run_config, raise_on_error=False
+            )
+            return time.perf_counter() - started
+
+        for symbol in symbols:
+            walls.append(f"<!-- {symbol}: whole graph {execute(SYMBOL_JOB, symbol):.0f} s wall -->")
+        wall = execute(TRAIN_POOLED_JOB)
+        walls.append(f"<!-- pooled models over {len(symbols)} symbols: {wall:.0f} s wall -->")
+        for symbol in symbols:
+            execute(SELECT_JOB, symbol)
             gates = resource.for_symbol(symbol).gates
-            selected = read_asset("model_selection", symbol).get("selected_model")
-            for spec in model_specs():
-                try:
-                    result = read_asset(spec.asset_name, symbol)["result"]
-                except FileNotFoundError:
-                    rows.append((symbol, spec.display_name, *["failed"] * 12))
+            selected = (read_asset_if_present("model_selection", symbol) or {}).get("selected_model")
+            for spec in candidate_specs():
+                record = read_asset_if_present(spec.asset_name, symbol)
+                if record is None:
+                    if spec.is_enabled(resource.load().models):
+                        status = "not evaluated" if spec.model_type in pooled_types else "failed"
+                        rows.append((symbol, spec.display_name, *[status] * 13))
                     continue
+                result = results[symbol, spec.model_type] = record["result"]
                 evidence = result.get("evidence") or {}
                 oof = evidence.get("oof", {})
                 failed = [g.name for g in evaluate_gates(result, gates) if not g.passed]
+                pooled = result.get("pooled")
+                seconds = pooled["training_seconds"] if pooled else result["training_cost"]["total_seconds"]
                 rows.append(
                     (
                         symbol,
@@ -100,15 +163,25 @@ def main(argv: list[str] | None = None) -> int:
                         _fmt(evidence.get("mean_gap"), "+.3f"),
                         _fmt(evidence.get("share_folds_above_baseline"), ".0%"),
                         _fmt(evidence.get("fold_accuracy_std")),
-                        _fmt((result.get("holdout") or {}).get("accuracy")),
+                        _fmt(_holdout_accuracy(result)),
+                        _fmt((result.get("holdout") or {}).get("majority_accuracy")),
                         ", ".join(failed) or "none",
                         "deployed" if selected == result["model_name"] else ("passed" if not failed else "rejected"),
-                        f"{result['training_cost']['total_seconds']:.0f}",
+                        f"{seconds:.0f}" + (" (all symbols)" if pooled else ""),
                     )
                 )
-            walls.append(f"<!-- {symbol}: whole graph {wall:.0f} s wall -->")
-    print(markdown_table(header, rows, align="llrrrrrrrrrlll"))
+        pooled_summary = read_asset_if_present(POOLED_MODELS, None) or {}
+    print(markdown_table(header, rows, align="llrrrrrrrrrrllr"))
     print("\n".join(walls))
+    left_out = {s for summary in pooled_summary.values() for s in summary.get("excluded", {})}
+    if left_out:
+        print(f"\nLeft out of the pooled training: {sorted(left_out)} (reasons in pooled_models' metadata)")
+    header = ["pooled model", "symbol", "embedding", "pooled holdout acc", "per-symbol holdout acc", "difference"]
+    header += ["holdout baseline", "training s: pooled vs sum per-symbol"]
+    print("\nPooled networks against the per-symbol model of their type:\n")
+    print(markdown_table(header, _pooling_rows(results, symbols), align="lllrrrrr"))
+    if not torch.cuda.is_available():
+        print("\nCUDA: not available on this machine; every model trained on the CPU.")
     return 0
 
 

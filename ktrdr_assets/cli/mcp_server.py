@@ -149,9 +149,10 @@ class Tools:
         return deployment_manifest()
 
     def get_backtest(self, symbol: Symbol) -> dict[str, Any]:
-        """A symbol's backtest of its selected model over the test period: period, signal counts, decision
-        threshold, and side_by_side: each metric (total return, Sharpe, drawdown, ...) for the strategy and
-        for buy-and-hold."""
+        """A symbol's backtest of every candidate model over the untouched holdout (period, signal counts,
+        decision rule, whether it is deployed) and its out-of-fold figures (returns, probabilistic and deflated
+        Sharpe), and side_by_side: per candidate, each holdout metric (total return, Sharpe, drawdown, ...) for
+        the model and for buy-and-hold."""
         from ktrdr_assets.cli.warehouse_queries import backtest
 
         return backtest(symbol)

@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DAGSTER_HOME", str(dagster_home()))  # the KTRDR_PROFILE's folder by default
     if not args.verbose:  # a person reads this terminal: no library notices between the progress lines
         warnings.filterwarnings("ignore", message=r".*is currently in (beta|preview).*")
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
         logging.getLogger("mlflow").setLevel(logging.WARNING)
 
     import dagster as dg
@@ -87,13 +88,19 @@ def _fmt(value: Any, spec: str = ".3f") -> str:
 
 
 def _model_line(name: str, entry: dict[str, Any], rejected: list[str] | None) -> str:
+    """One model: its evidence figures and verdict (the failed gates; their reasons are in model_selection)."""
     figures = (
         f"out-of-fold {_fmt(entry.get('oof_accuracy'))} vs baseline {_fmt(entry.get('baseline'))} "
         f"(p {_fmt(entry.get('p_value'), '.2g')}), gap {_fmt(entry.get('train_val_gap'), '+.3f')}, "
         f"holdout {_fmt(entry.get('test_accuracy'))}"
     )
-    status = "DEPLOYED" if entry.get("deployed") else ("rejected: " + "; ".join(rejected or ["not selected"]))
-    return f"  {name:<14} {figures}  {status}"
+    if entry.get("deployed"):
+        status = "DEPLOYED"
+    elif rejected and all(":" in reason for reason in rejected) and entry:
+        status = "rejected by " + ", ".join(dict.fromkeys(reason.split(":")[0] for reason in rejected))
+    else:
+        status = "; ".join(rejected or ["passed, not selected"])
+    return f"  {name:<14} {figures}: {status}" if entry else f"  {name:<14} {status}"
 
 
 def verdict(symbol: str, failures: list[str]) -> str:
@@ -128,8 +135,9 @@ def verdict(symbol: str, failures: list[str]) -> str:
         else:
             text = (
                 f"{symbol}: no model deployed. None of the {len(candidates)} trained models showed an edge its "
-                "walk-forward evidence could tell from luck or from a naive baseline (the reasons are above); that "
-                "is an honest outcome, not a failure."
+                "walk-forward evidence could tell from luck or from a naive baseline (the failed gates are above, "
+                f"their reasons in model_selection/{symbol}.json and on the checks in the UI); that is an honest "
+                "outcome, not a failure."
             )
     if manifest is not None:
         summary = manifest["summary"]
@@ -179,9 +187,10 @@ def _report(job_name: str, result) -> None:
     for mat in _materializations(result):
         path = mat.metadata.get("path")
         print(f"  materialized {mat.asset_key.to_user_string():<24} {path.value if path else ''}")
-    for event in result.get_asset_check_evaluations():
-        status = "passed" if event.passed else f"red ({event.severity.value})"
-        print(f"  check {event.asset_key.to_user_string()}.{event.check_name:<32} {status}")
+    checks = result.get_asset_check_evaluations()
+    red = [f"{e.asset_key.to_user_string()}.{e.check_name}" for e in checks if not e.passed]
+    if checks:
+        print(f"  checks: {len(checks) - len(red)} passed, {len(red)} red" + (f": {', '.join(red)}" if red else ""))
     from ktrdr_assets.progress import error_line
 
     for event in result.all_events:

@@ -84,13 +84,16 @@ def model_selection(symbol: str, strategy_path: Path | None = None) -> dict[str,
 
 
 def backtest(symbol: str) -> dict[str, Any]:
-    """The symbol's backtest over the test period, with `side_by_side`: each metric for the strategy and
-    for buy-and-hold."""
+    """The symbol's backtest: every candidate over the untouched holdout (and its out-of-fold figures), with
+    `side_by_side`: per candidate, each holdout metric for the model and for buy-and-hold."""
     symbol = validate_symbol_key(symbol)
     report = _read("backtest", symbol)
-    metrics = report.get("metrics") or {}
-    strategy, hold = metrics.get("strategy") or {}, metrics.get("buy_and_hold") or {}
-    side_by_side = {key: {"strategy": strategy.get(key), "buy_and_hold": hold.get(key)} for key in {**strategy, **hold}}
+    hold = (report.get("buy_and_hold") or {}).get("holdout") or {}
+    side_by_side = {}
+    for name, candidate in (report.get("candidates") or {}).items():
+        model = (candidate.get("holdout") or {}).get("metrics") or {}
+        keys = {**model, **hold}
+        side_by_side[name] = {key: {"strategy": model.get(key), "buy_and_hold": hold.get(key)} for key in keys}
     return to_jsonable({**report, "side_by_side": side_by_side})
 
 

@@ -28,7 +28,7 @@ from pydantic import Field, field_validator
 from ktrdr_assets.assets.models import GPU_POOL
 from ktrdr_assets.core.data.splits import TemporalSplits
 from ktrdr_assets.core.models import cleanup
-from ktrdr_assets.core.models.registry import check_torch_model_type, model_specs
+from ktrdr_assets.core.models.registry import candidate_specs, check_torch_model_type
 from ktrdr_assets.core.models.run_folder import RunFolder
 from ktrdr_assets.core.research import experiments, llm_reports
 from ktrdr_assets.core.research.experiments import TrackerFactory
@@ -315,9 +315,11 @@ class CleanupConfig(dg.Config):
 
 
 def warehouse_references() -> set[str]:
-    """Every run_dir named by the deployment manifest, the selections and the model assets' records."""
+    """Every run_dir named by the deployment manifest, the selections, the model assets' records (the pooled
+    evaluations' included) and the pooled models' summaries."""
     documents = []
-    for asset in ["deployment_manifest", "model_selection", *(spec.asset_name for spec in model_specs())]:
+    assets = ["deployment_manifest", "model_selection", "pooled_models", *(s.asset_name for s in candidate_specs())]
+    for asset in assets:
         try:
             documents += read_all_partitions(asset).values()
         except (OSError, ValueError) as err:

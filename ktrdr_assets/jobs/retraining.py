@@ -4,7 +4,8 @@
 - `select_symbol`: selection, analytics and backtest only; the rescue sensor runs it for a symbol
   whose training run failed in a model (a failed model is not a candidate; the others still compete).
 - `build_manifest`: the cross-symbol deployment manifest, requested after every symbol run.
-- `weekly_retraining`: Monday 03:00 UTC, one `materialize_symbol` run per registered symbol.
+- `weekly_retraining`: Monday 03:00 UTC, one `materialize_symbol` run per registered symbol, tagged with its
+  batch (the pooled models are rebuilt once after the batch: `jobs/pooled.py`).
 - `raw_data_sensor`: a new file in data/raw/ becomes a partition and is trained; a changed file retrains
   that symbol only; a removed file retires its symbol (partition removed, files kept, manifest rebuilt);
   a file that cannot be a partition is reported (log, and the `raw_files_valid` check of `raw_bar_files`).
@@ -22,20 +23,24 @@ import time
 
 import dagster as dg
 
+from ktrdr_assets.assets.pooled import POOLED_MODELS
 from ktrdr_assets.assets.raw_files import raw_files_evaluation
 from ktrdr_assets.core.data.raw_changes import FileState, fingerprint_files, plan_symbol_changes
-from ktrdr_assets.core.models.registry import model_specs
+from ktrdr_assets.core.models.registry import model_specs, pooled_specs
 from ktrdr_assets.deployment import symbol_job_executor
 from ktrdr_assets.partitions import SYMBOL_PARTITIONS, scan_raw_folder, symbol_partitions
 
 SYMBOL_JOB = "materialize_symbol"
 SELECT_JOB = "select_symbol"
 MANIFEST_JOB = "build_manifest"
-SELECTION_STAGE = ("model_selection", "backtest", "training_analytics")
+#: The pooled models' evaluation on the symbol (cheap: the pooled networks train in `pooled_models`) first.
+SELECTION_STAGE = (*(spec.asset_name for spec in pooled_specs()), "model_selection", "backtest", "training_analytics")
+#: The tag of the symbol runs one weekly_retraining tick requested: its date.
+WEEKLY_BATCH_TAG = "ktrdr/weekly_batch"
 
 materialize_symbol = dg.define_asset_job(
     SYMBOL_JOB,
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("deployment_manifest", "raw_bar_files"),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("deployment_manifest", "raw_bar_files", POOLED_MODELS),
     partitions_def=symbol_partitions,
     description="Materialize the whole graph for one symbol (one run per partition).",
     executor_def=symbol_job_executor(),  # KTRDR_EXECUTOR: in-process by default, k8s_job_executor on Kubernetes
@@ -44,7 +49,8 @@ select_symbol = dg.define_asset_job(
     SELECT_JOB,
     selection=dg.AssetSelection.assets(*SELECTION_STAGE),
     partitions_def=symbol_partitions,
-    description="Re-run selection, analytics and backtest for one symbol from the models on disk.",
+    description="Re-run the pooled evaluation, selection, analytics and backtest for one symbol from the models "
+    "on disk.",
 )
 build_manifest_job = dg.define_asset_job(
     MANIFEST_JOB,
@@ -58,7 +64,7 @@ def weekly_retraining(context: dg.ScheduleEvaluationContext):
     """Every Monday 03:00 UTC: one retraining run per registered symbol."""
     stamp = context.scheduled_execution_time.strftime("%Y-%m-%d")
     for symbol in sorted(context.instance.get_dynamic_partitions(SYMBOL_PARTITIONS)):
-        yield dg.RunRequest(run_key=f"weekly-{stamp}-{symbol}", partition_key=symbol)
+        yield dg.RunRequest(run_key=f"weekly-{stamp}-{symbol}", partition_key=symbol, tags={WEEKLY_BATCH_TAG: stamp})
 
 
 def _read_cursor(cursor: str | None) -> tuple[dict[str, FileState], dict[str, str] | None, dict[str, str] | None]:

@@ -1,8 +1,9 @@
-"""The four model assets, materialized in-process through Dagster for MSFT with the fast strategy.
+"""The model assets (every registered type), materialized in-process through Dagster for MSFT with the
+fast strategy.
 
-Two module-scoped runs are shared by every test: the first materializes the data half and the four
-models; the second re-runs the models with a strategy whose neural_network section is invalid (only
-that model fails, the other three train into new folders), followed by the select_symbol job. The
+Two module-scoped runs are shared by every test: the first materializes the data half and the models; the
+second re-runs the models with a strategy whose neural_network section is invalid (only that model fails,
+the others train into new folders), followed by the select_symbol job. The
 remaining failure tests run only the model steps, which fail before any training.
 """
 
@@ -37,6 +38,7 @@ from ktrdr_assets_tests.helpers import (
     DATA_ASSETS,
     MODEL_ASSETS,
     MODEL_TYPES,
+    TORCH_TYPES,
     materialized,
     mlflow_runs,
     model_records,
@@ -47,13 +49,16 @@ from ktrdr_assets_tests.helpers import (
 )
 
 SYMBOL = "MSFT"
-MODEL_NAMES = {"random_forest": "RandomForest", "xgboost": "XGBoost", "neural_network": "NeuralNetwork", "lstm": "LSTM"}
-MODEL_FILES = {
-    "random_forest": "model.skops",
-    "xgboost": "model.json",
-    "neural_network": "model.pt",
-    "lstm": "model.pt",
+MODEL_NAMES = {
+    "random_forest": "RandomForest",
+    "xgboost": "XGBoost",
+    "neural_network": "NeuralNetwork",
+    "lstm": "LSTM",
+    "gru": "GRU",
+    "attention_lstm": "AttentionLSTM",
+    "cnn_lstm": "CNNLSTM",
 }
+MODEL_FILES = {"random_forest": "model.skops", "xgboost": "model.json"} | dict.fromkeys(TORCH_TYPES, "model.pt")
 RUN_FILES = {
     "oof_predictions.parquet",
     "scaler.json",
@@ -172,8 +177,8 @@ def _failing_models(strategy: Path, models: tuple[str, ...]) -> list[str]:
     return list(errors.values())
 
 
-# --------------------------------------------------------------------------- 4. the four models
-def test_four_models_materialize_into_run_folders(runs: ModelRuns) -> None:
+# --------------------------------------------------------------------------- 4. the models
+def test_every_model_materializes_into_its_run_folder(runs: ModelRuns) -> None:
     assert runs.first.success, step_errors(runs.first)
     assert set(materialized(runs.first)) == {*DATA_ASSETS, *MODEL_ASSETS}
     gates = {(e.asset_key.to_user_string(), e.check_name) for e in runs.first.get_asset_check_evaluations()}
@@ -229,7 +234,7 @@ def test_analytics_files_follow_note_000(runs: ModelRuns, model_type: str) -> No
     csv = pd.read_csv(run_dir / "metrics.csv")
     assert list(csv.columns) == NOTE_000_COLUMNS
     detailed = json.loads((run_dir / "detailed_metrics.json").read_text())
-    if model_type in ("neural_network", "lstm"):  # one row per epoch
+    if model_type in TORCH_TYPES:  # one row per epoch
         epochs = record["result"]["epochs_run"]
         assert 1 <= epochs <= FAST_MODELS[model_type]["epochs"]
         assert csv["epoch"].tolist() == list(range(1, epochs + 1))
@@ -276,7 +281,7 @@ def test_reloaded_model_reproduces_its_predictions(runs: ModelRuns, model_type: 
     np.testing.assert_array_equal(again(test), predict(test))
 
 
-@pytest.mark.parametrize("model_type", ["neural_network", "lstm"])
+@pytest.mark.parametrize("model_type", TORCH_TYPES)
 def test_torch_weights_load_with_weights_only(
     runs: ModelRuns, model_type: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -303,7 +308,7 @@ def test_mlflow_parent_run_with_one_nested_run_per_model(runs: ModelRuns) -> Non
     parent = parents[0]
     assert parent.info.status == "FINISHED"  # re-activated per model, never left RUNNING
     children = {r.data.tags["model_type"]: r for r in found if r is not parent}
-    assert sorted(children) == sorted(MODEL_TYPES) and len(found) == 5
+    assert sorted(children) == sorted(MODEL_TYPES) and len(found) == 1 + len(MODEL_TYPES)
     client = mlflow.tracking.MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     for model_type, child in children.items():
         record = runs.records[model_type]
@@ -343,7 +348,7 @@ def test_a_later_step_of_the_run_attaches_to_the_same_parent(runs: ModelRuns) ->
         assert resource.parent_run_id == parent.info.run_id
     finally:
         mlflow.end_run()
-    assert len(_mlflow_runs(runs.first.run_id)) == 5
+    assert len(_mlflow_runs(runs.first.run_id)) == 1 + len(MODEL_TYPES)
 
 
 # --------------------------------------------------------------------------- 6. failure isolation
@@ -353,13 +358,13 @@ def test_bad_nn_section_fails_only_the_nn_model(runs: ModelRuns, failure: Failur
     message = errors["neural_network_model"]
     assert message.startswith("ktrdr_assets.core.config.errors.StrategyError: ")
     assert f"{failure.strategy}: models.neural_network.learning_rate:" in message and "\n" not in message
-    assert set(materialized(failure.models)) == {"random_forest_model", "xgboost_model", "lstm_model"}
+    assert set(materialized(failure.models)) == set(MODEL_ASSETS) - {"neural_network_model"}
     nn_child = [r for r in _mlflow_runs(failure.models.run_id) if r.data.tags.get("model_type") == "neural_network"]
     assert [r.info.status for r in nn_child] == ["FAILED"]
 
 
 def test_second_run_writes_new_folders_and_keeps_the_first(runs: ModelRuns, failure: FailureRuns) -> None:
-    for model_type in ("random_forest", "xgboost", "lstm"):
+    for model_type in set(MODEL_TYPES) - {"neural_network"}:
         first, second = Path(runs.records[model_type]["run_dir"]), Path(model_records(SYMBOL)[model_type]["run_dir"])
         assert second != first and second.parent == first.parent
         assert _run_folders(model_type) == sorted([first, second])

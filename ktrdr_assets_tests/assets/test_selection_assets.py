@@ -6,10 +6,10 @@ planted edge, NOEDGE is a random walk. Scenarios (module-scoped fixtures, each e
 in this module's warehouse unless noted:
 
 - NOEDGE, the whole graph and the manifest in one run (`dagster asset materialize --select '*'`) with the
-  fast strategy: nothing deployed and the run succeeds; the 4 x 3 gate checks against figures recomputed
-  here from each model's stored out-of-fold predictions (accuracy, baselines, exact binomial p-value),
-  selection and manifest shapes (its check red, severity ERROR, never blocking), training analytics,
-  every candidate backtested;
+  fast strategy: nothing deployed and the run succeeds; the gate checks (every model type x 3 gates)
+  against figures recomputed here from each model's stored out-of-fold predictions (accuracy, baselines,
+  exact binomial p-value), selection and manifest shapes (its check red, severity ERROR, never blocking),
+  training analytics, every candidate backtested;
 - PLANTED with `min_accuracy: 0.99`: nothing selected, the manifest check red (severity ERROR) but every
   run succeeds;
 - PLANTED re-selected with the shipped gates: gates green, selected on its out-of-fold score, its decision
@@ -35,8 +35,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 from scipy.stats import binomtest
 
+from ktrdr_assets.assets.pooled import POOLED_MODELS
 from ktrdr_assets.core.data.splits import LABEL
 from ktrdr_assets.core.models.loading import predict_part
+from ktrdr_assets.core.models.registry import model_specs
 from ktrdr_assets.core.selection.decision import apply_decision_rule, choose_decision_rule
 from ktrdr_assets.definitions import defs
 from ktrdr_assets.io import read_asset
@@ -200,7 +202,9 @@ def noedge(module_dir: Path, fast_strategy: Path, instance: dg.DagsterInstance) 
 def test_a_random_walk_ends_undeployed_in_a_successful_run(noedge: Scenario) -> None:
     run = noedge.results["materialize_symbol"]
     assert run.success, step_errors(run)
-    assert set(materialized(run)) == {*DATA_ASSETS, *MODEL_ASSETS, *SELECTION_ASSETS, "deployment_manifest"}
+    # `--select '*'` includes the unpartitioned pooled_models (its own partition None, like the manifest's)
+    everything = {*DATA_ASSETS, *MODEL_ASSETS, *SELECTION_ASSETS, POOLED_MODELS, "deployment_manifest"}
+    assert set(materialized(run)) == everything
     partitions = {e.partition for e in run.get_asset_materialization_events()}
     assert partitions == {NOEDGE, None}  # the manifest is not partitioned
     assert noedge.selection["selected_model"] is None
@@ -280,11 +284,13 @@ def test_selection_follows_the_gates_in_note_002_shape(noedge: Scenario) -> None
         assert {r.split(":")[0] for r in reasons} == failed, (name, reasons)
     # every trained candidate is listed with its evidence, its out-of-fold backtest and deflated Sharpe
     assert set(selection["candidates"]) == {r["model_name"] for r in noedge.records.values()}
-    assert selection["trials"] == {"candidates": 4, "experiment_runs": 0, "optuna_trials": 0, "total": 4}
+    n = len(model_specs())  # every registered per-symbol type trained a candidate (no pooled one evaluated)
+    assert len(noedge.records) == n
+    assert selection["trials"] == {"candidates": n, "experiment_runs": 0, "optuna_trials": 0, "total": n}
     assert selection["calendar"]["market"] == "equity" and selection["calendar"]["periods_per_year"] == 252
     for entry in selection["candidates"].values():
         assert set(entry["oof_backtest"]) >= BACKTEST_METRICS
-        assert entry["sharpe"]["trials"] == 4 and {"psr", "dsr", "sr0"} <= set(entry["sharpe"])
+        assert entry["sharpe"]["trials"] == n and {"psr", "dsr", "sr0"} <= set(entry["sharpe"])
 
 
 def test_manifest_is_written_atomically_and_its_check_never_fails_the_run(noedge: Scenario) -> None:
@@ -484,7 +490,8 @@ def test_manifest_lists_the_selected_model_with_its_sharpe_figures(planted_pass:
     manifest = planted_pass.manifest
     entry = manifest["selections"][PLANTED]
     assert entry == planted_pass.selection and "stale" not in entry
-    assert entry["sharpe"]["dsr"] is not None and entry["trials"]["total"] == 4
+    assert entry["sharpe"]["dsr"] is not None and entry["trials"]["total"] == len(planted_pass.records)
+    assert len(planted_pass.records) == len(model_specs())  # every registered per-symbol type, no pooled one
     assert manifest["selections"][NOEDGE] == noedge.selection  # not attempted again: carried over
     check = check_evaluations(planted_pass.results["build_manifest"])[
         ("deployment_manifest", "every_symbol_deployable")

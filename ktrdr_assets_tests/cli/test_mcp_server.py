@@ -1,6 +1,7 @@
 """`ktrdr-mcp` driven by the MCP SDK's own client, the server a subprocess over stdio (one over HTTP).
 
-- every tool on a finished symbol run (the whole graph for AAPL, fast models, gates that let one through),
+- every tool on a finished symbol run (the whole graph for the planted-edge symbol, fast
+  models, the shipped gates, which one of its models passes),
   checked against what ktrdr-analyze, MLflow and the warehouse say;
 - bad input and an unreadable store: one-line tool errors with their kind, never a traceback;
 - the launch tool: absent without --allow-launch; with it, a queued `materialize_symbol` run in the instance;
@@ -30,11 +31,13 @@ from mlflow.tracking import MlflowClient
 
 import ktrdr_assets
 from ktrdr_assets.cli.monitor import analyze_main
+from ktrdr_assets.core.config.loader import load_strategy
 from ktrdr_assets.core.util.names import SYMBOL_PATTERN
 from ktrdr_assets.io import read_asset
 from ktrdr_assets.paths import default_tracking_uri
-from ktrdr_assets_tests.helpers import MODEL_TYPES, PERMISSIVE_GATES, run_job, write_strategy
+from ktrdr_assets_tests.helpers import MODEL_TYPES, run_job, write_strategy
 from ktrdr_assets_tests.live_training import LiveTraining, start_training
+from ktrdr_assets_tests.synthetic_symbols import PLANTED
 
 READ_TOOLS = {
     "list_trainings",
@@ -88,14 +91,15 @@ def error(result: Any) -> tuple[str, str]:
 # --------------------------------------------------------------------------- a finished symbol run
 @pytest.fixture(scope="module")
 def strategy(module_dir) -> Path:
-    """Fast models, and gates a model of AAPL passes: a selection, a backtest and a deployable manifest."""
-    return write_strategy(module_dir / "permissive.yaml", gates=PERMISSIVE_GATES)
+    """Fast models and the shipped gates, which a model of the planted-edge symbol passes: a selection, a
+    backtest and a deployable manifest."""
+    return write_strategy(module_dir / "fast.yaml")
 
 
 @pytest.fixture(scope="module")
 def finished(module_dir, strategy) -> str:
-    """The Dagster run id of the whole graph for AAPL, then the manifest, in this module's warehouse."""
-    result = run_job(strategy, "AAPL")
+    """The Dagster run id of the whole graph for PLANTED, then the manifest, in this module's warehouse."""
+    result = run_job(strategy, PLANTED)
     assert result.success
     assert run_job(strategy, None, job="build_manifest").success
     return result.run_id
@@ -148,15 +152,15 @@ def test_every_tool_on_a_finished_run(finished, strategy, capsys):
         out["tail"] = await call(client, "get_training_metrics", run_id=nn["run_id"], since_epoch=last - 1)
         out["analysis"] = await call(client, "analyze_training", run_id=nn["run_id"])
         out["run_analyses"] = await call(client, "analyze_training", dagster_run_id=finished)
-        out["selection"] = await call(client, "get_model_selection", symbol="AAPL")
-        out["backtest"] = await call(client, "get_backtest", symbol="AAPL")
+        out["selection"] = await call(client, "get_model_selection", symbol=PLANTED)
+        out["backtest"] = await call(client, "get_backtest", symbol=PLANTED)
         out["manifest"] = await call(client, "get_deployment_manifest")
         for name, arguments in [
             ("list_trainings", {"dagster_run_id": finished}),
             ("get_training_metrics", {"run_id": nn["run_id"]}),
             ("analyze_training", {"run_id": nn["run_id"]}),
-            ("get_model_selection", {"symbol": "AAPL"}),
-            ("get_backtest", {"symbol": "AAPL"}),
+            ("get_model_selection", {"symbol": PLANTED}),
+            ("get_backtest", {"symbol": PLANTED}),
             ("get_deployment_manifest", {}),
         ]:  # again, warm
             await call(client, name, **arguments)
@@ -166,7 +170,7 @@ def test_every_tool_on_a_finished_run(finished, strategy, capsys):
 
     trainings = out["listing"]["trainings"]
     assert sorted(t["model_type"] for t in trainings) == sorted(MODEL_TYPES)
-    assert {(t["symbol"], t["status"], t["dagster_run_id"]) for t in trainings} == {("AAPL", "FINISHED", finished)}
+    assert {(t["symbol"], t["status"], t["dagster_run_id"]) for t in trainings} == {(PLANTED, "FINISHED", finished)}
     starts = [t["started_at"] for t in trainings]
     assert starts == sorted(starts, reverse=True)  # newest first
     assert [page[0]["run_id"] for page in out["pages"]] == [t["run_id"] for t in trainings]  # 4 pages of 1
@@ -177,7 +181,7 @@ def test_every_tool_on_a_finished_run(finished, strategy, capsys):
     history = MlflowClient(default_tracking_uri()).get_metric_history(run_id, "val_loss")
     assert [row["epoch"] for row in metrics["epochs"]] == sorted(m.step for m in history)
     assert [row["val_loss"] for row in metrics["epochs"]] == [m.value for m in sorted(history, key=lambda m: m.step)]
-    assert (metrics["status"], metrics["finished"], metrics["symbol"]) == ("FINISHED", True, "AAPL")
+    assert (metrics["status"], metrics["finished"], metrics["symbol"]) == ("FINISHED", True, PLANTED)
     first = metrics["epochs"][0]
     assert isinstance(first["best_epoch"], int) and isinstance(first["is_overfitting"], bool) and first["logged_at"]
     assert [row["epoch"] for row in out["tail"]["epochs"]] == [metrics["next_since_epoch"]]
@@ -196,24 +200,28 @@ def test_every_tool_on_a_finished_run(finished, strategy, capsys):
     assert sorted(a["model_type"] for a in analyses) == sorted(MODEL_TYPES)
 
     # the warehouse: selection with each model's gate values beside the selector's reasons; backtest; manifest
-    stored = read_asset("model_selection", "AAPL")
+    stored = read_asset("model_selection", PLANTED)
     selection = out["selection"]
     assert selection["selection"] == stored and stored["selected_model"]
-    assert selection["gates"]["max_gap"] == PERMISSIVE_GATES["max_gap"]
+    assert selection["gates"] == load_strategy(strategy).for_symbol(PLANTED).gates.model_dump(mode="json")
     for model_type, model in selection["models"].items():
-        record = read_asset(f"{model_type}_model", "AAPL")
+        record = read_asset(f"{model_type}_model", PLANTED)
         assert model["mlflow_run_id"] == record["mlflow_run_id"]
         assert [g["name"] for g in model["gates"]] == ["overfitting_gap", "accuracy", "stability"]
         assert model["reasons"] == stored["rejected"].get(record["model_name"], [])
         failed = [g["description"] for g in model["gates"] if not g["passed"]]
         assert [reason.split(": ", 1)[1] for reason in model["reasons"]] == failed
-    backtest, stored = out["backtest"], read_asset("backtest", "AAPL")
+    backtest, stored = out["backtest"], read_asset("backtest", PLANTED)
     assert {k: v for k, v in backtest.items() if k != "side_by_side"} == stored
-    for metric, pair in backtest["side_by_side"].items():
-        assert pair == {k: stored["metrics"][k].get(metric) for k in ("strategy", "buy_and_hold")}
-    assert {"total_return", "sharpe"} <= set(backtest["side_by_side"])
+    assert set(backtest["side_by_side"]) == set(stored["candidates"]) and stored["candidates"]
+    hold = stored["buy_and_hold"]["holdout"]
+    for name, candidate in stored["candidates"].items():
+        pairs = backtest["side_by_side"][name]
+        assert {"total_return", "sharpe"} <= set(pairs)
+        for metric, pair in pairs.items():
+            assert pair == {"strategy": candidate["holdout"]["metrics"].get(metric), "buy_and_hold": hold.get(metric)}
     assert out["manifest"] == read_asset("deployment_manifest", None)
-    assert out["manifest"]["selections"]["AAPL"]["selected_model"] == stored["model"]
+    assert out["manifest"]["selections"][PLANTED]["selected_model"] == stored["selected_model"]
     print("\nktrdr-mcp latency per tool, first call / last call (ms): ", end="")
     print(", ".join(f"{name} {1000 * t[0]:.0f}/{1000 * t[-1]:.0f}" for name, t in timings.items()))
 

@@ -32,10 +32,12 @@ from dagster._utils.schedules import cron_string_iterator
 
 from ktrdr_assets.assets.raw_files import raw_files_valid
 from ktrdr_assets.core.config.loader import load_strategy
+from ktrdr_assets.core.selection.gates import GATE_RULES
 from ktrdr_assets.definitions import defs
 from ktrdr_assets.io import read_asset
 from ktrdr_assets.jobs.retraining import (
     ALERT_JOB,
+    WEEKLY_BATCH_TAG,
     deployable_model_lost,
     manifest_after_failure,
     manifest_after_selection,
@@ -83,6 +85,7 @@ class Attempt:
     champion: Any
     versions: int
     alert: list  # the run requests of the deployable_model_lost sensor on this manifest
+    backtest: dict
     selection_written: float  # the selection file's modification time
 
 
@@ -108,6 +111,7 @@ def _attempt(job: str, gates: dict, module_dir: Path, instance: dg.DagsterInstan
         champion=champion(PLANTED) if registry_versions(PLANTED) else None,
         versions=len(registry_versions(PLANTED)),
         alert=_alert_tick(instance),
+        backtest=read_asset("backtest", PLANTED),
         selection_written=(warehouse_dir() / "model_selection" / f"{PLANTED}.json").stat().st_mtime,
     )
 
@@ -142,6 +146,12 @@ def test_a_passing_run_puts_its_model_in_the_manifest_and_promotes_it(attempts: 
     assert entry == first.selection and "stale" not in entry
     assert first.champion.run_id == _selected_record(first)["mlflow_run_id"]
     assert int(first.champion.version) == first.selection["registry"]["version"]
+    # the planted symbol ends deployed: its gate checks green, the manifest's check green, backtest reported
+    record = _selected_record(first)
+    checks = check_evaluations(first.run)
+    assert all(checks[(f"{record['model_type']}_model", gate)].passed for gate in GATE_RULES)
+    assert check_evaluations(first.manifest_run)[("deployment_manifest", "every_symbol_deployable")].passed
+    assert first.backtest["candidates"][first.selection["selected_model"]]["deployed"] is True
 
 
 def test_a_failing_retraining_keeps_the_last_good_entry_marked_stale(attempts: dict[str, Attempt]) -> None:
@@ -234,6 +244,7 @@ def test_weekly_retraining_requests_one_run_per_symbol_each_week(instance: dg.Da
     for requests in (this_week, next_week):
         assert sorted(r.partition_key for r in requests) == symbols
         assert len({r.run_key for r in requests}) == len(symbols)
+        assert len({r.tags[WEEKLY_BATCH_TAG] for r in requests}) == 1  # one batch: the pooled models follow it
     assert not {r.run_key for r in this_week} & {r.run_key for r in next_week}
 
 
@@ -420,7 +431,7 @@ def test_the_requested_selection_runs_without_the_failed_model(rescue: Rescue) -
     # the failed model is reported under its model name, never selected
     assert selection["rejected"]["NeuralNetwork"] == ["not a candidate: never materialized"]
     trained = {record["model_name"] for record in rescue.records.values()}
-    assert trained == {"RandomForest", "XGBoost", "LSTM"}
+    assert trained == {"RandomForest", "XGBoost", "LSTM", "GRU", "AttentionLSTM", "CNNLSTM"}
     assert trained == (set(selection["rejected"]) - {"NeuralNetwork"}) | ({selection["selected_model"]} - {None})
 
 

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from ktrdr_assets.core.config.errors import StrategyError, format_validation_error
 from ktrdr_assets.core.config.schema import StrategyConfig
 from ktrdr_assets.core.data.indicators import check_strategy_references
-from ktrdr_assets.core.models.registry import model_types
+from ktrdr_assets.core.models.registry import model_types, poolable_model_types
 
 
 def parse_strategy(raw: Any, source: str = "<strategy>") -> StrategyConfig:
@@ -34,12 +34,20 @@ def parse_strategy(raw: Any, source: str = "<strategy>") -> StrategyConfig:
 
 
 def check_model_sections(config: StrategyConfig, source: str) -> None:
-    """Every `models.<type>` section names a registered model type (a misspelled one would be ignored)."""
+    """Every `models.<type>` section names a registered model type (a misspelled one would be ignored), and
+    `models.pooled` names poolable ones."""
     unknown = sorted(set(config.models.sections()) - set(model_types()))
     if unknown:
         raise StrategyError(
             f"{source}: models.{unknown[0]}: unknown model type (misspelled?); registered: {list(model_types())}"
         )
+    pooled, poolable = config.models.pooled, poolable_model_types()
+    for key, named in (("model_types", pooled.model_types), ("overrides", tuple(pooled.overrides))):
+        bad = [name for name in named if name not in poolable]
+        if bad:
+            raise StrategyError(
+                f"{source}: models.pooled.{key}: {bad[0]!r} is not a poolable model type; poolable: {list(poolable)}"
+            )
 
 
 def load_strategy(path: str | Path) -> StrategyConfig:

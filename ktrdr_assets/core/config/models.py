@@ -53,27 +53,62 @@ class TorchTrainingConfig(StrictConfig):
     )
 
 
+#: The key every `models.<type>` section may hold besides the type's own settings: `enabled: false`
+#: switches that type off (not trained, no time spent, not a candidate).
+ENABLED_KEY = "enabled"
+
+
+class PooledConfig(StrictConfig):
+    """`models.pooled`: one network per listed type trained on the train rows of every symbol that has
+    the same feature names, each row carrying its symbol's id through an embedding (design note 003)."""
+
+    enabled: bool = Field(True, description="train the pooled networks at all")
+    model_types: tuple[str, ...] = Field(
+        ("neural_network", "lstm"), description="poolable model types (the registry says which can be)"
+    )
+    embedding_dim: int = Field(8, ge=8, le=16, description="asset-id embedding size (note 003: 8-16)")
+    unknown_asset_rate: float = Field(
+        0.1, ge=0, lt=1, description="share of training samples shown with the unknown asset's id (row 0)"
+    )
+    min_symbols: int = Field(2, ge=1, description="fewer compatible symbols than this: nothing is pooled")
+    overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per type, settings merged over models.<type> for the pooled network"
+    )
+
+
 class ModelsConfig(StrictConfig):
     """The strategy's `models:` section: one mapping per model type (`random_forest:`, `lstm:`, ...) plus
     the settings all types share. Each type's mapping is validated when that type trains
     (`ModelSpec.parse_config`), so a bad NN section fails only the NN asset, with a message naming the
-    key; the loader checks that every section names a registered model type."""
+    key; the loader checks that every section names a registered model type. Every section may say
+    `enabled: false` (checked here, at load)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
     permutation_repeats: int = Field(5, ge=1, description="permutation feature importance repeats")
     top_features: int = Field(10, ge=1)
+    pooled: PooledConfig = PooledConfig()
 
     @model_validator(mode="after")
     def _sections_are_mappings(self) -> ModelsConfig:
         for name, value in (self.model_extra or {}).items():
             if value is not None and not isinstance(value, dict):
                 raise ValueError(f"models.{name} must be a mapping of settings, got {type(value).__name__}")
+            if value and not isinstance(value.get(ENABLED_KEY, True), bool):
+                raise ValueError(f"models.{name}.{ENABLED_KEY} must be true or false, got {value[ENABLED_KEY]!r}")
         return self
 
     def sections(self) -> dict[str, dict[str, Any]]:
         """{model type: its raw settings}, as written in the strategy."""
         return {name: dict(value or {}) for name, value in (self.model_extra or {}).items()}
+
+    def is_enabled(self, model_type: str) -> bool:
+        """False when the strategy switched `model_type` off (`models.<type>.enabled: false`)."""
+        return bool(self.sections().get(model_type, {}).get(ENABLED_KEY, True))
+
+    def settings(self, model_type: str) -> dict[str, Any]:
+        """`model_type`'s own settings: its section without the `enabled` switch."""
+        return {k: v for k, v in self.sections().get(model_type, {}).items() if k != ENABLED_KEY}
 
     def with_section(self, model_type: str, section: dict[str, Any]) -> ModelsConfig:
         """A copy whose `model_type` section is replaced by `section`."""

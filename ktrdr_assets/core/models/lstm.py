@@ -58,8 +58,15 @@ def load(run_dir: Path, config: LSTMConfig, n_features: int) -> tuple[Predictor,
     return load_torch(run_dir, LSTMClassifier.from_config(config, n_features), lookback=config.lookback)
 
 
+def build_net(config: Any, n_features: int) -> Any:
+    """The untrained LSTMClassifier for `config` (torch is imported here, not when the registry loads)."""
+    from ktrdr_assets.core.models.lstm_net import LSTMClassifier
+
+    return LSTMClassifier.from_config(config, n_features)
+
+
 SPEC = ModelSpec(
     model_type="lstm", display_name="LSTM", config_class=LSTMConfig, fit=fit, load=load,
     model_file=TORCH_MODEL_FILE, kind="pytorch", is_torch=True, uses_sequences=True,
-    description="LSTM over windows of the chronological train part",
+    build_net=build_net, description="LSTM over windows of the chronological train part",
 )

@@ -52,7 +52,15 @@ def load(run_dir: Path, config: NeuralNetworkConfig, n_features: int) -> tuple[P
     return load_torch(run_dir, MLPClassifier.from_config(config, n_features), lookback=1)
 
 
+def build_net(config: Any, n_features: int) -> Any:
+    """The untrained MLPClassifier for `config` (torch is imported here, not when the registry loads)."""
+    from ktrdr_assets.core.models.mlp_net import MLPClassifier
+
+    return MLPClassifier.from_config(config, n_features)
+
+
 SPEC = ModelSpec(
     model_type="neural_network", display_name="NeuralNetwork", config_class=NeuralNetworkConfig, fit=fit, load=load,
-    model_file=TORCH_MODEL_FILE, kind="pytorch", is_torch=True, description="MLP on the augmented train set",
+    model_file=TORCH_MODEL_FILE, kind="pytorch", is_torch=True, build_net=build_net,
+    description="MLP on the augmented train set",
 )

@@ -16,6 +16,7 @@ from ktrdr_assets.core.models.spec import ModelSpec
 from ktrdr_assets.core.models.tree_models import (
     TreeTrainingResult,
     check_tree_inputs,
+    fit_tree,
     time_series_cv,
     tree_loader,
 )
@@ -83,19 +84,7 @@ def train_random_forest(
 
 
 def fit(arrays: SplitArrays, config: RandomForestConfig, context: FitContext) -> FittedModel:
-    X_val, y_val = arrays.parts["validation"]
-    result = train_random_forest(
-        arrays.fit_X,
-        arrays.fit_y,
-        X_val,
-        y_val,
-        config,
-        context.seed,
-        cv_data=arrays.parts["train"],
-        cv_gap=context.purge_bars,
-        run_cv=context.inner_cv,
-    )
-    return result.fitted(save_random_forest)
+    return fit_tree(train_random_forest, arrays, config, context).fitted(save_random_forest)
 
 
 MODEL_FILE = "model.skops"

@@ -24,6 +24,8 @@ MODEL_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 Fit = Callable[[SplitArrays, Any, FitContext], FittedModel]
 #: load(run_dir, config, n_features) -> (predictor, lookback): the saved model, predicting as when trained
 Load = Callable[[Path, Any, int], tuple[Predictor, int]]
+#: build_net(config, n_features) -> the untrained torch module (a poolable type: pooled training wraps it)
+BuildNet = Callable[[Any, int], Any]
 
 
 @dataclass(frozen=True)
@@ -39,19 +41,33 @@ class ModelSpec:
     uses_sequences: bool = False  # learns from windows of consecutive bars: the chronological train part
     history_unit: str = "epoch"  # what one row of its history is (XGBoost: boosting round)
     description: str = ""
+    # A torch type whose net takes (rows or windows of) n_features columns and can be pooled across
+    # symbols (core/models/pooled.py): the pooled net feeds it the features plus an asset-id embedding.
+    build_net: BuildNet | None = None
 
     def __post_init__(self) -> None:
         if not MODEL_TYPE_PATTERN.fullmatch(self.model_type):
             raise ValueError(f"model type {self.model_type!r}: use 1-40 lower-case letters, digits or '_'")
+        if self.build_net is not None and not self.is_torch:
+            raise ValueError(f"model type {self.model_type!r}: only a torch type can be pooled (build_net)")
+
+    @property
+    def poolable(self) -> bool:
+        """Whether one network of this type can be trained across symbols (`models.pooled`)."""
+        return self.build_net is not None
 
     @property
     def asset_name(self) -> str:
         return f"{self.model_type}_model"
 
+    def is_enabled(self, models: ModelsConfig) -> bool:
+        """False when the strategy switched this type off: it is not trained and not a candidate."""
+        return models.is_enabled(self.model_type)
+
     def parse_config(self, models: ModelsConfig, source: str = "<strategy>") -> Any:
-        """This type's typed config from the strategy's `models.<type>` section (defaults when absent);
-        a StrategyError naming `source` and `models.<type>.<key>`."""
+        """This type's typed config from the strategy's `models.<type>` section (defaults when absent, the
+        `enabled` switch aside); a StrategyError naming `source` and `models.<type>.<key>`."""
         try:
-            return self.config_class.model_validate(models.sections().get(self.model_type, {}))
+            return self.config_class.model_validate(models.settings(self.model_type))
         except ValidationError as err:
             raise StrategyError(format_validation_error(err, source, prefix=f"models.{self.model_type}")) from None

@@ -166,3 +166,20 @@ def time_series_cv(
     except ValueError as exc:
         return None, [f"cross-validation skipped: {exc}"]
     return cv_summary(accuracies, config.max_std), []
+
+
+def fit_tree(train: Callable[..., TreeTrainingResult], arrays: Any, config: Any, context: Any) -> TreeTrainingResult:
+    """`train(X, y, X_val, y_val, config, seed, ...)` of a tree type on the fit set, early stopping and
+    checks on validation, its time-series CV on the original train rows with the context's purge gap."""
+    X_val, y_val = arrays.parts["validation"]
+    return train(
+        arrays.fit_X,
+        arrays.fit_y,
+        X_val,
+        y_val,
+        config,
+        context.seed,
+        cv_data=arrays.parts["train"],
+        cv_gap=context.purge_bars,
+        run_cv=context.inner_cv,
+    )

@@ -17,6 +17,7 @@ from ktrdr_assets.core.models.spec import ModelSpec
 from ktrdr_assets.core.models.tree_models import (
     TreeTrainingResult,
     check_tree_inputs,
+    fit_tree,
     time_series_cv,
     tree_loader,
 )
@@ -126,18 +127,7 @@ def train_xgboost(
 
 
 def fit(arrays: SplitArrays, config: XGBoostConfig, context: FitContext) -> FittedModel:
-    X_val, y_val = arrays.parts["validation"]
-    result = train_xgboost(
-        arrays.fit_X,
-        arrays.fit_y,
-        X_val,
-        y_val,
-        config,
-        context.seed,
-        cv_data=arrays.parts["train"],
-        cv_gap=context.purge_bars,
-        run_cv=context.inner_cv,
-    )
+    result = fit_tree(train_xgboost, arrays, config, context)
     history = [{"epoch": row["round"], **{k: v for k, v in row.items() if k != "round"}} for row in result.history]
     for row in history:
         context.on_epoch_end(row)

@@ -7,7 +7,7 @@ A model whose newest training failed therefore never competes with a stale earli
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from ktrdr_assets.core.models.registry import get_spec
@@ -17,12 +17,18 @@ def current_candidates(
     records: Mapping[str, Mapping[str, Any] | None],
     splits_fingerprint: str,
     config_fingerprints: Mapping[str, str | None],
+    disabled: Collection[str] = (),
 ) -> tuple[dict[str, dict[str, Any] | None], dict[str, str]]:
-    """({model_name: result or None}, {model_name: why it is not a candidate}) keyed by model name."""
+    """({model_name: result or None}, {model_name: why it is not a candidate}) keyed by model name; a model
+    type in `disabled` (switched off by the strategy) is never a candidate."""
     candidates: dict[str, dict[str, Any] | None] = {}
     excluded: dict[str, str] = {}
     for model_type, record in records.items():
         name = get_spec(model_type).display_name
+        if model_type in disabled:
+            candidates[name] = None
+            excluded[name] = "disabled by strategy"
+            continue
         if record is None:
             candidates[name] = None
             excluded[name] = "never materialized"

@@ -3,10 +3,10 @@ never heard of (tests' `TinyLogistic`) trained, saved, reloaded, gated and selec
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
@@ -17,9 +17,12 @@ from ktrdr_assets.core.models.loading import load_predictor
 from ktrdr_assets.core.models.registry import (
     BUILTIN_MODELS,
     UnknownModelType,
+    candidate_specs,
     get_spec,
     model_specs,
     model_types,
+    poolable_model_types,
+    pooled_specs,
     register,
     registered,
     torch_model_types,
@@ -30,7 +33,7 @@ from ktrdr_assets.core.models.training_runs import train_model
 from ktrdr_assets.core.selection.candidates import current_candidates
 from ktrdr_assets.core.selection.gates import evaluate_gates
 from ktrdr_assets.core.selection.selector import select_model
-from ktrdr_assets_tests.helpers import SHIPPED_STRATEGY, inputs_from_bars
+from ktrdr_assets_tests.helpers import SHIPPED_STRATEGY, inputs_from_bars, planted_sawtooth
 from ktrdr_assets_tests.registry_model import MODEL_FILE, TINY_LOGISTIC
 
 
@@ -39,27 +42,79 @@ def _shipped_raw() -> dict:
 
 
 def test_the_builtin_types_in_order_with_everything_derived() -> None:
-    assert model_types() == ("random_forest", "xgboost", "neural_network", "lstm")
+    assert model_types() == ("random_forest", "xgboost", "neural_network", "lstm", "gru", "attention_lstm", "cnn_lstm")
     assert model_specs() == BUILTIN_MODELS
-    assert torch_model_types() == ("neural_network", "lstm")
-    assert [s.asset_name for s in model_specs()] == [
-        "random_forest_model",
-        "xgboost_model",
-        "neural_network_model",
-        "lstm_model",
+    assert torch_model_types() == ("neural_network", "lstm", "gru", "attention_lstm", "cnn_lstm")
+    assert [s.asset_name for s in model_specs()] == [f"{t}_model" for t in model_types()]
+    assert [s.display_name for s in model_specs()] == [
+        "RandomForest",
+        "XGBoost",
+        "NeuralNetwork",
+        "LSTM",
+        "GRU",
+        "AttentionLSTM",
+        "CNNLSTM",
     ]
-    assert [s.display_name for s in model_specs()] == ["RandomForest", "XGBoost", "NeuralNetwork", "LSTM"]
-    assert [s.model_file for s in model_specs()] == ["model.skops", "model.json", "model.pt", "model.pt"]
-    assert [s.uses_sequences for s in model_specs()] == [False, False, False, True]
+    assert [s.model_file for s in model_specs()] == ["model.skops", "model.json"] + ["model.pt"] * 5
+    assert [s.uses_sequences for s in model_specs()] == [False, False, False, True, True, True, True]
+
+
+def test_every_torch_type_is_poolable_and_its_pooled_type_derived() -> None:
+    assert poolable_model_types() == torch_model_types()
+    assert [s.model_type for s in pooled_specs()] == [f"pooled_{t}" for t in torch_model_types()]
+    assert candidate_specs() == (*model_specs(), *pooled_specs())
+    pooled = get_spec("pooled_lstm")
+    assert pooled is pooled_specs()[1] and pooled.base is get_spec("lstm")
+    assert (pooled.display_name, pooled.asset_name, pooled.uses_sequences) == ("PooledLSTM", "pooled_lstm_model", True)
+    assert not get_spec("pooled_neural_network").uses_sequences and not pooled.poolable
+    with pytest.raises(UnknownModelType, match="unknown model type 'pooled_xgboost'"):
+        get_spec("pooled_xgboost")  # a tree model has no net to pool
+    with pytest.raises(ValueError, match="the prefix 'pooled_' names pooled models"):
+        register(replace(TINY_LOGISTIC, model_type="pooled_tiny", display_name="PT"))
 
 
 def test_unknown_and_duplicate_types_are_refused_with_a_clear_message() -> None:
-    with pytest.raises(UnknownModelType, match=r"unknown model type 'gru'; registered: \['random_forest'"):
-        get_spec("gru")
+    with pytest.raises(UnknownModelType, match=r"unknown model type 'transformer'; registered: \['random_forest'"):
+        get_spec("transformer")
     with pytest.raises(ValueError, match="'lstm' / 'LSTM' is already registered"):
         register(get_spec("lstm"))
     with pytest.raises(ValueError, match="model type 'Bad-Name': use 1-40 lower-case letters"):
         ModelSpec("Bad-Name", "Bad", TINY_LOGISTIC.config_class, TINY_LOGISTIC.fit, TINY_LOGISTIC.load, "m", "sklearn")
+
+
+def test_every_type_can_be_switched_off_and_the_switch_is_not_part_of_its_config() -> None:
+    raw = _deep_merge(_shipped_raw(), {"models": {"gru": {"enabled": False, "hidden_size": 12}, "xgboost": {}}})
+    strategy = parse_strategy(raw, "s.yaml")
+    gru, xgb = get_spec("gru"), get_spec("xgboost")
+    assert not gru.is_enabled(strategy.models) and xgb.is_enabled(strategy.models)
+    assert gru.parse_config(strategy.models).hidden_size == 12  # `enabled` is not a GRU setting
+    assert not get_spec("pooled_gru").is_enabled(strategy.models)  # pooled: listed AND the type switched on
+    assert get_spec("pooled_lstm").is_enabled(strategy.models) and not get_spec("pooled_cnn_lstm").is_enabled(
+        strategy.models
+    )
+    with registered(TINY_LOGISTIC):  # a plug-in type has the switch too
+        off = parse_strategy(_deep_merge(_shipped_raw(), {"models": {"tiny_logistic": {"enabled": False}}}), "s")
+        assert not TINY_LOGISTIC.is_enabled(off.models) and TINY_LOGISTIC.parse_config(off.models).C == 1.0
+    with pytest.raises(StrategyError, match=r"models\.gru\.enabled must be true or false, got 'no'"):
+        parse_strategy(_deep_merge(_shipped_raw(), {"models": {"gru": {"enabled": "no"}}}), "s.yaml")
+
+
+def test_pooled_settings_are_validated_and_errors_name_the_key() -> None:
+    raw = _deep_merge(
+        _shipped_raw(), {"models": {"lstm": {"hidden_size": 32}, "pooled": {"overrides": {"lstm": {"epochs": 7}}}}}
+    )
+    config = get_spec("pooled_lstm").parse_config(parse_strategy(raw, "s.yaml").models)
+    assert (config.hidden_size, config.epochs, config.embedding_dim) == (32, 7, 8)
+    bad_override = _deep_merge(raw, {"models": {"pooled": {"overrides": {"lstm": {"epochs": 0}}}}})
+    with pytest.raises(StrategyError, match=r"s\.yaml: models\.pooled\.overrides\.lstm\.epochs: Input should be"):
+        get_spec("pooled_lstm").parse_config(parse_strategy(bad_override, "s.yaml").models, "s.yaml")
+    for pooled, message in (
+        ({"embedding_dim": 32}, r"models\.pooled\.embedding_dim: Input should be less than or equal to 16"),
+        ({"model_types": ["xgboost"]}, r"models\.pooled\.model_types: 'xgboost' is not a poolable model type"),
+        ({"overrides": {"random_forest": {}}}, r"models\.pooled\.overrides: 'random_forest' is not a poolable"),
+    ):
+        with pytest.raises(StrategyError, match=message):
+            parse_strategy(_deep_merge(_shipped_raw(), {"models": {"pooled": pooled}}), "s.yaml")
 
 
 def test_a_model_section_is_validated_by_its_spec_and_names_the_key() -> None:
@@ -78,19 +133,6 @@ def test_a_section_of_an_unregistered_type_fails_the_strategy_load() -> None:
         strategy = parse_strategy(raw, "s.yaml")
         assert get_spec("tiny_logistic").parse_config(strategy.models).C == 0.5
     assert "tiny_logistic" not in model_types()
-
-
-def planted_sawtooth(n: int = 1500, period: int = 40, amplitude: float = 0.15, seed: int = 0) -> pd.DataFrame:
-    """Daily bars that rise and fall by `amplitude` every `period` bars, with 0.2 % noise: a planted edge
-    that the strategy's features see (the ZigZag label is the phase of the saw)."""
-    rng = np.random.default_rng(seed)
-    phase = (np.arange(n) % period) / period
-    close = 100 * (1 + amplitude * np.where(phase < 0.5, 2 * phase, 2 - 2 * phase)) * np.exp(rng.normal(0, 0.002, n))
-    index = pd.date_range("2015-01-01", periods=n, freq="D", tz="UTC")
-    volume = 1e6 + rng.normal(0, 1e4, n)
-    return pd.DataFrame(
-        {"open": close, "high": close * 1.003, "low": close * 0.997, "close": close, "volume": volume}, index=index
-    )
 
 
 def test_a_new_model_type_trains_reloads_passes_the_shipped_gates_and_is_selected(tmp_path: Path) -> None:

@@ -219,3 +219,23 @@ def test_a_fold_failure_names_the_fold(planted, tmp_path: Path):
 
 def test_fitted_model_surface_is_unchanged():
     assert {"lookback", "details"} <= set(FittedModel.__dataclass_fields__)
+
+
+def test_a_class_weighted_network_records_its_weights_for_the_decision_rule(planted, tmp_path: Path):
+    strategy = _strategy(evaluation={"folds": 4}, models={"neural_network": {"class_weighting": "balanced"}})
+    record = train_model(
+        "neural_network",
+        planted.splits,
+        planted.augmented,
+        strategy,
+        symbol="SYN",
+        run_dir=tmp_path,
+        run_info={},
+        features=planted.features,
+    )
+    result = record.result
+    assert result["class_weighting"] == "balanced" and len(result["class_weights"]) == 3
+    counts = np.bincount(planted.augmented[LABEL], minlength=3)
+    assert result["class_weights"] == pytest.approx(len(planted.augmented) / (3 * counts), rel=1e-5)
+    assert result["decision_rule"]["kind"] in {"argmax", "prior_corrected", "hold_threshold", "constant"}
+    assert result["evidence"]["oof"]["accuracy"] > result["evidence"]["oof"]["majority_accuracy"]
