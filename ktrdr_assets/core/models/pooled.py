@@ -172,6 +172,13 @@ def skipped(model_type: str, reason: str, excluded: Mapping[str, str] | None = N
     return {"model_type": model_type, "status": "skipped", "reason": reason, "excluded": dict(excluded or {})}
 
 
+def fit_torch(*args: Any, **kwargs: Any) -> Any:
+    """`torch_fit.fit_torch`, imported when a pooled net trains (the code location loads without torch)."""
+    from ktrdr_assets.core.models.torch_fit import fit_torch as fit
+
+    return fit(*args, **kwargs)
+
+
 def train_pooled(
     model_type: str,
     data: Mapping[str, SymbolData],
@@ -191,7 +198,6 @@ def train_pooled(
     compatible. Raises StrategyError for a bad config and ModelTrainingError when training fails.
     """
     from ktrdr_assets.core.models.pooled_torch import build_pooled_net
-    from ktrdr_assets.core.models.torch_fit import fit_torch
 
     spec = pooled_spec(model_type)
     tracker = tracker or NullTracker()
