@@ -1,10 +1,13 @@
 """Symbol partitions: one per raw bar file `data/raw/{SYMBOL}_{TIMEFRAME}` + one of the loader's raw suffixes.
 
-Symbols are discovered when the definitions load, so dropping a new file into `data/raw/` makes a
-new partition without code changes. Partition keys are validated before any path is built from them.
-A file in the raw folder that is not a partition (a bad name, an unsupported kind, a second file for a
-symbol) is logged and kept with its reason (`ignored_raw_files`), so the `ohlcv` asset's metadata and
-`ktrdr-run` can say why; hidden files and Markdown notes (`SOURCES.md`) are not bar files and are skipped.
+The partitions are dynamic (`DynamicPartitionsDefinition`, stored in the Dagster instance): a file
+dropped into `data/raw/` becomes a partition with no reload, registered by the raw-data sensor, by
+`ktrdr-run` and when the definitions load (`ktrdr_assets/symbol_registry.py`). Partition keys are
+validated before any path is built from them. A file in the raw folder that is not a partition (a bad
+name, an unsupported kind, a second file for a symbol) is logged and kept with its reason
+(`ignored_raw_files`), so the `ohlcv` asset's metadata, `ktrdr-run` and the raw-data sensor (the
+`raw_files_valid` check) can say why; hidden files and Markdown notes (`SOURCES.md`) are not bar files and
+are skipped.
 """
 
 from __future__ import annotations
@@ -20,10 +23,20 @@ from ktrdr_assets.core.data.bars import RAW_SUFFIXES, BarsError, parse_raw_filen
 from ktrdr_assets.core.util.names import PartitionKeyError, validate_symbol
 from ktrdr_assets.paths import raw_dir
 
-__all__ = ["PartitionKeyError", "RawSource", "discover_sources", "source_for", "symbol_partitions", "validate_symbol"]
+__all__ = [
+    "SYMBOL_PARTITIONS",
+    "PartitionKeyError",
+    "RawScan",
+    "RawSource",
+    "discover_sources",
+    "ignored_raw_files",
+    "scan_raw_folder",
+    "source_for",
+    "symbol_partitions",
+    "validate_symbol",
+]
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)
@@ -107,7 +120,9 @@ def source_for(symbol: str) -> RawSource:
     return scan.sources[symbol]
 
 
-symbol_partitions = dg.StaticPartitionsDefinition(sorted(discover_sources()))
+#: The instance's registry of symbols (one partition per raw file); see ktrdr_assets/symbol_registry.py.
+SYMBOL_PARTITIONS = "symbol"
+symbol_partitions = dg.DynamicPartitionsDefinition(name=SYMBOL_PARTITIONS)
 
 # Per-partition check specs (every check result belongs to its symbol) are a Dagster preview feature.
 warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*", category=dg.PreviewWarning)

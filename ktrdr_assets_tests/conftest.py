@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import dagster as dg
 
     from ktrdr_assets_tests.helpers import Inputs
+    from ktrdr_assets_tests.postgres import PostgresCluster
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="ktrdr-tests-"))
@@ -70,10 +71,14 @@ def module_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 
 @pytest.fixture(scope="module")
 def instance() -> Iterator[dg.DagsterInstance]:
-    """A Dagster instance of this module's own (runs, sensor cursors), kept for all of its tests."""
+    """A Dagster instance of this module's own (runs, sensor cursors, the symbol partitions of the session's
+    raw files), kept for all of its tests."""
     import dagster as dg
 
+    from ktrdr_assets.symbol_registry import register_symbols
+
     with dg.instance_for_test() as inst:
+        register_symbols(inst)  # the session's raw files are its symbol partitions
         yield inst
 
 
@@ -84,6 +89,21 @@ def msft_inputs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 
     path = write_strategy(_module_folder(request, tmp_path_factory) / "strategy.yaml", models=TINY)
     return build_inputs("MSFT", path)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A throw-away PostgreSQL cluster for the session (see postgres.py); skipped with the reason when the
+    machine has no PostgreSQL, failed instead when KTRDR_REQUIRE_POSTGRES=1 (CI)."""
+    from ktrdr_assets_tests.postgres import PostgresUnavailable, postgres_cluster, postgres_required
+
+    try:
+        with postgres_cluster() as cluster:
+            yield cluster
+    except PostgresUnavailable as err:
+        if postgres_required():
+            pytest.fail(f"PostgreSQL is required here (KTRDR_REQUIRE_POSTGRES=1) but unavailable: {err}")
+        pytest.skip(f"PostgreSQL unavailable: {err}")
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -83,18 +83,35 @@ def run_job(
     instance: dg.DagsterInstance | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Execute `job` (only `assets` of it when given) for one partition in this process with `strategy`, never
-    raising on a failed step; in a fresh ephemeral instance unless `instance` is given."""
+    raising on a failed step; in a fresh ephemeral instance unless `instance` is given. The partition is
+    registered in the instance first (symbols are dynamic partitions)."""
     import dagster as dg
 
     from ktrdr_assets.definitions import defs
+    from ktrdr_assets.symbol_registry import register_symbols
 
+    instance = dg.DagsterInstance.ephemeral() if instance is None else instance
+    if partition is not None:
+        register_symbols(instance, [partition])
     return defs.resolve_job_def(job).execute_in_process(
         partition_key=partition,
         run_config=strategy_run_config(strategy),
-        instance=dg.DagsterInstance.ephemeral() if instance is None else instance,
+        instance=instance,
         asset_selection=[dg.AssetKey(a) for a in assets] if assets else None,
         raise_on_error=False,
     )
+
+
+def apply_partition_requests(instance: dg.DagsterInstance, result: dg.SensorResult) -> None:
+    """Apply a sensor result's dynamic partition requests to `instance`, as the sensor daemon does."""
+    import dagster as dg
+
+    for request in result.dynamic_partitions_requests or []:
+        if isinstance(request, dg.AddDynamicPartitionsRequest):
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        else:
+            for key in request.partition_keys:
+                instance.delete_dynamic_partition(request.partitions_def_name, key)
 
 
 def step_errors(result: dg.ExecuteInProcessResult) -> dict[str, str]:

@@ -72,3 +72,23 @@ def test_gate_power_main_runs_the_real_evaluation_on_known_answers(capsys):
     assert walk["p_value"] > 0.05 and planted["p_value"] < 1e-3 and planted["accuracy_gate"]
     out = capsys.readouterr().out
     assert "| random walk (no edge) | 1 | 0 (0%) |" in out and "| planted, strength 3 (default) | 1 |" in out
+
+
+def test_scale_main_measures_a_few_symbols(capsys):
+    """The scale benchmark on 3 tiny symbols, without its subprocess loads and webserver."""
+    from ktrdr_assets.benchmarks import scale
+
+    results = scale.main(["--symbols", "3", "--bars", "400", "--no-ui", "--no-load"])
+    assert set(results[3]) == {"sensor first", "sensor", "schedule", "manifest", "rebuild", "run overhead"}
+    assert all(seconds >= 0 for seconds in results[3].values())
+    lines = capsys.readouterr().out.splitlines()
+    assert "load average" in lines[0] and lines[1].startswith("symbols")
+    assert lines[-1].startswith("goals at 3: sensor ")
+
+
+def test_scale_report_gives_growth_and_goals():
+    from ktrdr_assets.benchmarks.scale import report
+
+    lines = report({50: {"load": 2.0, "sensor": 0.1}, 500: {"load": 2.2, "sensor": 0.9}})
+    assert lines[-2] == "growth 50 -> 500 (N x10): load x1.10, sensor x9.00"
+    assert lines[-1] == "goals at 500: load 2.20 s <= 3 s; sensor 0.90 s <= 2 s"

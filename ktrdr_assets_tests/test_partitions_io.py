@@ -45,9 +45,10 @@ UNSAFE_KEYS = [
 
 
 # --------------------------------------------------------------------------- partition keys
-def test_partitions_are_the_raw_files() -> None:
-    # the shipped files plus the two synthetic ones conftest.py writes into the session's raw folder
-    assert symbol_partitions.get_partition_keys() == list(ALL_SYMBOLS)
+def test_partitions_are_the_raw_files(instance: dg.DagsterInstance) -> None:
+    """Dynamic partitions: the raw files registered in the instance (here by the `instance` fixture): the
+    shipped files plus the two synthetic ones conftest.py writes into the session's raw folder."""
+    assert symbol_partitions.get_partition_keys(dynamic_partitions_store=instance) == list(ALL_SYMBOLS)
     assert set(ALL_SYMBOLS) == {"AAPL", "EURUSD", "MSFT", "NOEDGE", "PLANTED"}
 
 

@@ -20,6 +20,7 @@ from ktrdr_assets.core.models.training_runs import train_model
 from ktrdr_assets.core.research.llm_reports import write_run_prompt
 from ktrdr_assets.core.selection.gates import GATE_RULES, evaluate_gates
 from ktrdr_assets.core.training.tracking import Tracker
+from ktrdr_assets.deployment import gpu_op_tags
 from ktrdr_assets.metadata import json_value, md_table, png_md
 from ktrdr_assets.partitions import symbol_partitions
 from ktrdr_assets.paths import warehouse_dir
@@ -162,6 +163,8 @@ def model_asset(name: str, *, kind: str, pool: str | None, description: str, dep
         outs={name: out},
         partitions_def=symbol_partitions,
         pool=pool,
+        # Under k8s_job_executor a GPU-pool step is its own pod with one GPU, on a GPU node (deployment.py).
+        op_tags=gpu_op_tags() if pool == GPU_POOL else None,
         check_specs=checks,
         can_subset=True,
         deps=list(deps),

@@ -105,7 +105,7 @@ def _summary_metadata(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
 )
 def pooled_models(context: dg.AssetExecutionContext, strategy: StrategyResource, mlflow: MlflowTracking):
     base = strategy.load()
-    data, missing = symbol_data(symbol_partitions.get_partition_keys())
+    data, missing = symbol_data(symbol_partitions.get_partition_keys(dynamic_partitions_store=context.instance))
     summaries: dict[str, dict[str, Any]] = {}
     failed: dict[str, str] = {}
     for spec in pooled_specs():

@@ -12,6 +12,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from ktrdr_assets.assets.manifest_inputs import MANIFEST_POOL, manifest_path, rebuild_deployment_manifest
 from ktrdr_assets.core.config.errors import StrategyError
 from ktrdr_assets.core.config.models import ModelsConfig
 from ktrdr_assets.core.data.calendar import infer_market
@@ -27,7 +28,7 @@ from ktrdr_assets.core.selection.backtest import periods_per_year_for_market, ru
 from ktrdr_assets.core.selection.candidate_backtests import oof_backtests
 from ktrdr_assets.core.selection.candidates import current_candidates
 from ktrdr_assets.core.selection.decision import apply_decision_rule
-from ktrdr_assets.core.selection.manifest import build_manifest, merge_selections, newly_lost
+from ktrdr_assets.core.selection.manifest import selection_criteria
 from ktrdr_assets.core.selection.selector import evidence_figures, select_model
 from ktrdr_assets.core.selection.sharpe import count_trials
 from ktrdr_assets.core.util.plots import comparison_png, equity_comparison_png
@@ -172,6 +173,7 @@ def model_selection(
     )
     sharpe = {name: entry["sharpe"] for name, entry in backtests.items()}
     selection = select_model(symbol, candidates, config.gates, n_models=len(model_specs()), sharpe=sharpe)
+    selection["selection_criteria"] = selection_criteria(config.gates)  # this symbol's own gates, for the manifest
     for name, reason in excluded.items():
         selection["rejected"][name] = [f"not a candidate: {reason}"]
     chosen = selection["selected_model"]
@@ -346,19 +348,16 @@ def backtest(
         )
     ],
     description="One manifest across all symbols (note 002's schema), rebuilt from every symbol's latest "
-    "selection; a symbol whose new selection failed keeps its last good entry, marked stale.",
+    "selection; a symbol whose new selection failed keeps its last good entry, marked stale; a symbol whose "
+    "raw file is gone moves to `retired`.",
+    # Rebuilds are serialized (a lost update otherwise): this pool (limit 1) across runs, a file lock inside.
+    pool=MANIFEST_POOL,
 )
 def deployment_manifest(context: dg.AssetExecutionContext, strategy: StrategyResource):
-    gates = strategy.load().gates
-    selections = {}
-    for symbol in symbol_partitions.get_partition_keys():
-        selection = read_asset_if_present("model_selection", symbol)
-        if selection is not None:
-            selections[symbol] = selection
-    previous = read_asset_if_present(context.asset_key.to_user_string(), None)
-    manifest = build_manifest(merge_selections(previous, selections), gates)
-    lost = newly_lost(previous, manifest)
-    manifest["alerts"] = {"newly_lost": lost}
+    # Written by the rebuild itself, under its lock (not by the IO manager, after the lock is released);
+    # `alerts.newly_lost` compares it with the manifest it replaced, read under the same lock.
+    manifest = rebuild_deployment_manifest(strategy.load())
+    lost = manifest["alerts"]["newly_lost"]
     rows = []
     for symbol, entry in manifest["selections"].items():
         note = "stale: last good kept" if entry.get("stale") else entry.get("action", "") or entry.get("reason", "")
@@ -377,7 +376,15 @@ def deployment_manifest(context: dg.AssetExecutionContext, strategy: StrategyRes
         )
     header = ["symbol", "selected", "OOF acc", "baseline", "p", "holdout acc", "DSR", "note"]
     table = md_table(header, rows, float_format=".3f", align="llrrrrrl")
-    yield dg.Output(manifest, metadata={"selections": table, **manifest["summary"], "newly_lost": json_value(lost)})
+    metadata = {
+        "selections": table,
+        "path": dg.MetadataValue.path(str(manifest_path())),
+        **manifest["summary"],
+        "newly_lost": json_value(lost),
+    }
+    if manifest["retired"]:
+        metadata["retired"] = json_value({s: e["retired_at"] for s, e in manifest["retired"].items()})
+    yield dg.MaterializeResult(metadata=metadata)
     missing = {
         symbol: "; ".join(
             f"{name}: {reasons[0]}" for name, reasons in sorted((entry.get("rejected") or {}).items()) if reasons

@@ -85,6 +85,9 @@ def timed_run(
         "resources": {"strategy": {"config": {"path": str(strategy)}}},
         "loggers": {"console": {"config": {"log_level": "WARNING"}}},
     }
+    from ktrdr_assets.symbol_registry import register_symbols
+
+    register_symbols(instance, [symbol])
     start = time.perf_counter()
     if executor == "in_process":
         result = defs.resolve_job_def(SYMBOL_JOB).execute_in_process(

@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     from ktrdr_assets.jobs.retraining import SELECT_JOB, SYMBOL_JOB
     from ktrdr_assets.partitions import discover_sources
     from ktrdr_assets.resources import StrategyResource
+    from ktrdr_assets.symbol_registry import register_symbols
 
     symbols = args.symbols or sorted(discover_sources())
     pooled_types = {spec.model_type for spec in pooled_specs()}
@@ -120,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     rows, walls, results = [], [], {}
     with dg.DagsterInstance.get() as instance:
+        register_symbols(instance, symbols)  # the symbols as partitions of this instance
 
         def execute(job: str, partition_key: str | None = None) -> float:
             started = time.perf_counter()

@@ -53,9 +53,10 @@ def launch_symbol_run(symbol: str, strategy_path: Path | None = None, launched_b
     from dagster._core.workspace.context import WorkspaceProcessContext
     from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 
-    from ktrdr_assets.partitions import symbol_partitions
+    from ktrdr_assets.partitions import discover_sources
+    from ktrdr_assets.symbol_registry import register_symbols
 
-    known = symbol_partitions.get_partition_keys()
+    known = sorted(discover_sources())  # the raw files; the symbol is registered as a partition below
     if symbol not in known:
         raise NotFound(f"unknown symbol {symbol!r}: known partitions are {', '.join(known) or 'none'}")
     run_config = {"resources": {"strategy": {"config": {"path": str(strategy_path)}}}} if strategy_path else {}
@@ -71,6 +72,7 @@ def launch_symbol_run(symbol: str, strategy_path: Path | None = None, launched_b
             dg.DagsterInstance.from_config(str(home)) as instance,
             WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget(origin)) as process,
         ):
+            register_symbols(instance, [symbol])  # a raw file dropped a moment ago is a partition now
             workspace = process.create_request_context()
             code_location = workspace.get_code_location(location)
             repository = next(iter(code_location.get_repositories().values()))

@@ -1,9 +1,11 @@
 """`ktrdr-run`: materialize the whole graph for one symbol in this process, then the deployment manifest,
 and end with a one-paragraph verdict.
 
-The run is recorded in the Dagster instance under DAGSTER_HOME (default: the project's dagster_home/),
-so it shows in `dagster dev` like a run launched from the UI, with its full event log. The terminal gets
-one line per step (with its time), per epoch and per walk-forward fold (the `progress` logger).
+The run is recorded in the Dagster instance under DAGSTER_HOME (default: the project's dagster_home/, or
+dagster_home/postgres/ with KTRDR_PROFILE=postgres), so it shows in `dagster dev` like a run launched from the
+UI, with its full event log. The symbol is registered as a partition first: a raw file dropped a second ago
+runs. The terminal gets one line per step (with its time), per epoch and per walk-forward fold (the `progress`
+logger).
 
 Exit codes:
   0  every step did its job, whether or not a model qualified for deployment (a symbol without a
@@ -22,7 +24,7 @@ import textwrap
 import warnings
 from typing import Any
 
-from ktrdr_assets.paths import PROJECT_ROOT, warehouse_dir
+from ktrdr_assets.paths import dagster_home, warehouse_dir
 
 EXIT_OK, EXIT_STEP_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -41,7 +43,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / "dagster_home"))
+    os.environ.setdefault("DAGSTER_HOME", str(dagster_home()))  # the KTRDR_PROFILE's folder by default
     if not args.verbose:  # a person reads this terminal: no library notices between the progress lines
         warnings.filterwarnings("ignore", message=r".*is currently in (beta|preview).*")
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
@@ -52,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     from ktrdr_assets.definitions import defs
     from ktrdr_assets.jobs.retraining import MANIFEST_JOB, SELECT_JOB, SYMBOL_JOB
     from ktrdr_assets.partitions import PartitionKeyError, scan_raw_folder, validate_symbol
+    from ktrdr_assets.symbol_registry import register_symbols
 
     try:
         validate_symbol(args.symbol)
@@ -68,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         run_config["resources"] = {"strategy": {"config": {"path": args.strategy}}}
     failures: list[str] = []
     with dg.DagsterInstance.get() as instance:
+        register_symbols(instance, [args.symbol])  # a file dropped a second ago is a partition now
         result = _execute(defs, SYMBOL_JOB, instance, run_config, args.symbol, failures)
         done = {e.asset_key.to_user_string() for e in _materializations(result)}
         if not result.success and "temporal_splits" in done and "model_selection" not in done:

@@ -51,7 +51,7 @@ def pooled_after_weekly_retraining(context: dg.SensorEvaluationContext):
     if batch is None:
         return dg.SkipReason("no weekly retraining batch yet")
     runs = context.instance.get_runs(filters=dg.RunsFilter(job_name=SYMBOL_JOB, tags={WEEKLY_BATCH_TAG: batch}))
-    if not batch_finished(runs, symbol_partitions.get_partition_keys()):
+    if not batch_finished(runs, symbol_partitions.get_partition_keys(dynamic_partitions_store=context.instance)):
         return dg.SkipReason(f"weekly batch {batch}: waiting for every symbol's run to finish")
     return dg.RunRequest(
         run_key=f"pooled-weekly-{batch}", tags={WEEKLY_BATCH_TAG: batch}, run_config=_same_resources(runs[0])
@@ -67,7 +67,7 @@ def pooled_after_weekly_retraining(context: dg.SensorEvaluationContext):
 def select_after_pooled_training(context: dg.RunStatusSensorContext):
     """Every symbol's selection again, with the newly trained pooled models evaluated and competing."""
     run = context.dagster_run
-    for symbol in symbol_partitions.get_partition_keys():
+    for symbol in symbol_partitions.get_partition_keys(dynamic_partitions_store=context.instance):
         yield dg.RunRequest(
             run_key=f"select-after-pooled-{run.run_id}-{symbol}", partition_key=symbol, run_config=_same_resources(run)
         )

@@ -19,10 +19,9 @@ symbol first (`materialize_symbol` job or `ktrdr-run --symbol X`).
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
-import optuna
 import pandas as pd
 from pydantic import Field, field_validator
 
@@ -31,7 +30,7 @@ from ktrdr_assets.core.data.splits import TemporalSplits
 from ktrdr_assets.core.models import cleanup
 from ktrdr_assets.core.models.registry import candidate_specs, check_torch_model_type
 from ktrdr_assets.core.models.run_folder import RunFolder
-from ktrdr_assets.core.research import experiments, hpo, llm_reports
+from ktrdr_assets.core.research import experiments, llm_reports
 from ktrdr_assets.core.research.experiments import TrackerFactory
 from ktrdr_assets.core.training.analytics_export import METRICS_CSV
 from ktrdr_assets.core.training.tracking import MlflowTracker, Tracker
@@ -43,6 +42,9 @@ from ktrdr_assets.paths import dagster_home, default_tracking_uri, warehouse_dir
 from ktrdr_assets.resources import StrategyResource
 from ktrdr_assets.resources.tracking import ensure_experiment
 
+if TYPE_CHECKING:  # imported when a search runs: the code location loads without Optuna
+    import optuna
+
 EXPERIMENTS_DIR = "experiments"
 HPO_DIR = "hpo"
 REPORTS_DIR = "reports"
@@ -53,6 +55,13 @@ INPUT_ASSETS = ("temporal_splits", "augmented_train_set")
 
 
 # --------------------------------------------------------------------------- shared helpers
+def _trial_pruned() -> type[BaseException]:
+    """Optuna's TrialPruned (imported when a training ends in error, not when the code location loads)."""
+    import optuna
+
+    return optuna.TrialPruned
+
+
 def load_training_inputs(symbol: str) -> tuple[TemporalSplits, pd.DataFrame]:
     """The symbol's stored temporal_splits and augmented_train_set; a clear error when not materialized."""
     validate_symbol(symbol)
@@ -84,7 +93,7 @@ def mlflow_tracker_factory(experiment_name: str) -> TrackerFactory:
         try:
             yield tracker
             status = "FINISHED"
-        except optuna.TrialPruned:
+        except _trial_pruned():
             status = "KILLED"
             raise
         finally:
@@ -223,8 +232,10 @@ class SearchConfig(_TorchTrainingOnSymbol):
     epochs: int | None = Field(None, description="overrides the strategy's epochs for every trial")
 
 
-def _best_trial_metadata(study: optuna.Study, output_dir: Path, override: Path, config: SearchConfig) -> dict:
+def _best_trial_metadata(study: "optuna.Study", output_dir: Path, override: Path, config: SearchConfig) -> dict:
     """The best trial's value, params and override file, and its single-run prompt under reports/."""
+    from ktrdr_assets.core.research import hpo
+
     best = study.best_trial
     metadata = {
         "best_value": best.value,
@@ -250,6 +261,8 @@ def _best_trial_metadata(study: optuna.Study, output_dir: Path, override: Path, 
     description="Run or resume an Optuna study; write its best override.",
 )
 def hyperparameter_search(context: dg.OpExecutionContext, config: SearchConfig, strategy: StrategyResource):
+    from ktrdr_assets.core.research import hpo  # Optuna, when a search runs: the code location loads without it
+
     study_name = check_name(config.study_name or f"{config.symbol}_{config.model_type}", "study name")
     splits, augmented = load_training_inputs(config.symbol)
     variant = strategy.for_symbol(config.symbol)

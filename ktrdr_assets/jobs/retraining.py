@@ -1,12 +1,14 @@
-"""Jobs, the weekly retraining schedule and the sensors that keep selection and the manifest current.
+"""Jobs, the weekly retraining schedule and the sensors that keep partitions, selection and the manifest current.
 
 - `materialize_symbol`: the whole per-symbol graph, one run per partition.
 - `select_symbol`: selection, analytics and backtest only; the rescue sensor runs it for a symbol
   whose training run failed in a model (a failed model is not a candidate; the others still compete).
 - `build_manifest`: the cross-symbol deployment manifest, requested after every symbol run.
-- `weekly_retraining`: Monday 03:00 UTC, one `materialize_symbol` run per symbol, tagged with its batch
-  (the pooled models are rebuilt once after the batch: `jobs/pooled.py`).
-- `raw_data_sensor`: a new or changed file in data/raw/ requests a run for that symbol only.
+- `weekly_retraining`: Monday 03:00 UTC, one `materialize_symbol` run per registered symbol, tagged with its
+  batch (the pooled models are rebuilt once after the batch: `jobs/pooled.py`).
+- `raw_data_sensor`: a new file in data/raw/ becomes a partition and is trained; a changed file retrains
+  that symbol only; a removed file retires its symbol (partition removed, files kept, manifest rebuilt);
+  a file that cannot be a partition is reported (log, and the `raw_files_valid` check of `raw_bar_files`).
 - `deployable_model_lost`: when a manifest names symbols that newly lost their current deployable model
   (`newly_lost` in its metadata), requests one `deployable_model_lost_alert` run, tagged
   `ktrdr/alert=deployable_model_lost` and `ktrdr/symbols=...`, which logs one ERROR line per symbol: hook
@@ -17,12 +19,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 
 import dagster as dg
 
 from ktrdr_assets.assets.pooled import POOLED_MODELS
+from ktrdr_assets.assets.raw_files import raw_files_evaluation
+from ktrdr_assets.core.data.raw_changes import FileState, fingerprint_files, plan_symbol_changes
 from ktrdr_assets.core.models.registry import model_specs, pooled_specs
-from ktrdr_assets.partitions import discover_sources, symbol_partitions
+from ktrdr_assets.deployment import symbol_job_executor
+from ktrdr_assets.partitions import SYMBOL_PARTITIONS, scan_raw_folder, symbol_partitions
 
 SYMBOL_JOB = "materialize_symbol"
 SELECT_JOB = "select_symbol"
@@ -34,9 +40,10 @@ WEEKLY_BATCH_TAG = "ktrdr/weekly_batch"
 
 materialize_symbol = dg.define_asset_job(
     SYMBOL_JOB,
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("deployment_manifest", POOLED_MODELS),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("deployment_manifest", "raw_bar_files", POOLED_MODELS),
     partitions_def=symbol_partitions,
     description="Materialize the whole graph for one symbol (one run per partition).",
+    executor_def=symbol_job_executor(),  # KTRDR_EXECUTOR: in-process by default, k8s_job_executor on Kubernetes
 )
 select_symbol = dg.define_asset_job(
     SELECT_JOB,
@@ -54,44 +61,93 @@ build_manifest_job = dg.define_asset_job(
 
 @dg.schedule(cron_schedule="0 3 * * 1", job=materialize_symbol, execution_timezone="UTC")
 def weekly_retraining(context: dg.ScheduleEvaluationContext):
-    """Every Monday 03:00 UTC: one retraining run per symbol."""
+    """Every Monday 03:00 UTC: one retraining run per registered symbol."""
     stamp = context.scheduled_execution_time.strftime("%Y-%m-%d")
-    for symbol in symbol_partitions.get_partition_keys():
+    for symbol in sorted(context.instance.get_dynamic_partitions(SYMBOL_PARTITIONS)):
         yield dg.RunRequest(run_key=f"weekly-{stamp}-{symbol}", partition_key=symbol, tags={WEEKLY_BATCH_TAG: stamp})
 
 
-def file_fingerprint(path) -> str:
-    """Content hash of a raw file (a touched but unchanged file does not retrain)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
+def _read_cursor(cursor: str | None) -> tuple[dict[str, FileState], dict[str, str] | None, dict[str, str] | None]:
+    """(file states, symbol -> digest at the last tick or None before the first, problems at the last tick).
+    A cursor of the earlier format ({symbol: digest}) keeps its digests: nothing retrains on the upgrade."""
+    if not cursor:
+        return {}, None, None
+    data = json.loads(cursor)
+    if "files" not in data:  # the earlier format
+        return {}, {symbol: str(digest) for symbol, digest in data.items()}, None
+    states = {symbol: FileState.from_json(value) for symbol, value in data["files"].items()}
+    states = {symbol: state for symbol, state in states.items() if state is not None}
+    return states, {symbol: state.digest for symbol, state in states.items()}, data.get("problems")
 
 
-def changed_symbols(previous: dict[str, str], current: dict[str, str]) -> list[str]:
-    return sorted(symbol for symbol, fp in current.items() if previous.get(symbol) != fp)
+def _write_cursor(states: dict[str, FileState], problems: dict[str, str]) -> str:
+    files = {symbol: state.to_json() for symbol, state in sorted(states.items())}
+    return json.dumps({"files": files, "problems": problems}, sort_keys=True)
 
 
-@dg.sensor(job=materialize_symbol, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def _short_hash(items: list[str]) -> str:
+    return hashlib.sha256("\n".join(items).encode()).hexdigest()[:12]
+
+
+@dg.sensor(
+    jobs=[materialize_symbol, build_manifest_job],
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
 def raw_data_sensor(context: dg.SensorEvaluationContext):
-    """Requests a retraining run for each symbol whose raw file is new or changed since the last tick."""
-    sources = discover_sources()
-    current = {symbol: file_fingerprint(src.path) for symbol, src in sources.items()}
-    previous = json.loads(context.cursor) if context.cursor else None
-    context.update_cursor(json.dumps(current, sort_keys=True))
+    """Keeps the symbol partitions equal to the raw files and trains what is new or changed:
+
+    - a new file: its symbol becomes a partition (no reload) and a run is requested;
+    - a changed file (content hash; a touched but unchanged file is not): a run for that symbol only;
+    - a removed file: the symbol is retired (partition removed, warehouse files kept), the manifest rebuilt;
+    - a file that is not a valid bar file name: logged, and reported as the `raw_files_valid` check.
+
+    The first tick registers the files present and records their hashes without requesting runs.
+    """
+    scan = scan_raw_folder()  # the partitions, and every other file with why it is not one
+    sources, problems = scan.sources, scan.ignored
+    states, previous, previous_problems = _read_cursor(context.cursor)
+    current_states = fingerprint_files({s: src.path for s, src in sources.items()}, states)
+    current = {symbol: state.digest for symbol, state in current_states.items()}
+    registered = set(context.instance.get_dynamic_partitions(SYMBOL_PARTITIONS))
+    plan = plan_symbol_changes(current, previous, registered)
+
+    partition_requests: list = []
+    if plan.new:
+        partition_requests.append(symbol_partitions.build_add_request(plan.new))
+        context.log.info(f"new symbols registered as partitions: {plan.new}")
+    if plan.retired:
+        partition_requests.append(symbol_partitions.build_delete_request(plan.retired))
+        context.log.info(f"retired symbols (raw file removed; partition removed, files kept): {plan.retired}")
+    runs = [
+        dg.RunRequest(run_key=f"{symbol}-{current[symbol]}", partition_key=symbol, job_name=SYMBOL_JOB)
+        for symbol in (plan.to_train if previous is not None else [])
+    ]
+    if plan.retired:  # the manifest moves them to its `retired` section
+        stamp = f"{_short_hash(plan.retired)}-{int(time.time())}"
+        runs.append(dg.RunRequest(run_key=f"retire-{stamp}", job_name=MANIFEST_JOB))
+
+    asset_events = []
+    if problems != previous_problems:  # reported when the list changes (and on the first tick)
+        for name, reason in sorted(problems.items()):
+            if (previous_problems or {}).get(name) != reason:
+                context.log.warning(f"raw file {name} is not a partition: {reason}")
+        asset_events.append(raw_files_evaluation(problems, sorted(sources)))
+
+    cursor = _write_cursor(current_states, problems)
+    if runs:
+        return dg.SensorResult(
+            run_requests=runs, cursor=cursor, dynamic_partitions_requests=partition_requests, asset_events=asset_events
+        )
     if previous is None:
-        return dg.SkipReason(f"first tick: recorded fingerprints of {len(current)} raw files")
-    known = set(symbol_partitions.get_partition_keys())
-    requests, unknown = [], []
-    for symbol in changed_symbols(previous, current):
-        if symbol in known:
-            requests.append(dg.RunRequest(run_key=f"{symbol}-{current[symbol]}", partition_key=symbol))
-        else:
-            unknown.append(symbol)
-    if unknown:
-        context.log.warning(f"new symbols {unknown}: reload the code location to add their partitions")
-    return requests or dg.SkipReason("no raw file changed")
+        why = f"first tick: recorded fingerprints of {len(current)} raw files"
+    else:
+        why = "no raw file changed"
+    if problems:
+        why += f"; {len(problems)} file(s) are not partitions: {', '.join(sorted(problems))}"
+    return dg.SensorResult(
+        skip_reason=why, cursor=cursor, dynamic_partitions_requests=partition_requests, asset_events=asset_events
+    )
 
 
 def _same_resources(run: dg.DagsterRun) -> dict:
@@ -129,6 +185,18 @@ def select_after_model_failure(context: dg.RunFailureSensorContext):
 )
 def manifest_after_selection(context: dg.RunStatusSensorContext):
     """Rebuild the manifest after every successful symbol run."""
+    run = context.dagster_run
+    return dg.RunRequest(run_key=f"manifest-after-{run.run_id}", run_config=_same_resources(run))
+
+
+@dg.run_failure_sensor(
+    monitored_jobs=[materialize_symbol, select_symbol],
+    request_job=build_manifest_job,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def manifest_after_failure(context: dg.RunFailureSensorContext):
+    """Rebuild the manifest after a failed symbol run too: the README's "after every run" (a failed
+    retraining may still have written a selection, and the manifest's stale markers follow it)."""
     run = context.dagster_run
     return dg.RunRequest(run_key=f"manifest-after-{run.run_id}", run_config=_same_resources(run))
 
@@ -172,4 +240,10 @@ def deployable_model_lost(context: dg.SensorEvaluationContext, asset_event: dg.E
 
 jobs = [materialize_symbol, select_symbol, build_manifest_job, deployable_model_lost_alert]
 schedules = [weekly_retraining]
-sensors = [raw_data_sensor, select_after_model_failure, manifest_after_selection, deployable_model_lost]
+sensors = [
+    raw_data_sensor,
+    select_after_model_failure,
+    manifest_after_selection,
+    manifest_after_failure,
+    deployable_model_lost,
+]

@@ -27,7 +27,6 @@ import torch
 from ktrdr_assets.benchmarks.fast_models import FAST_MODELS
 from ktrdr_assets.core.data.signals import Signal
 from ktrdr_assets.core.data.splits import LABEL, TemporalSplits
-from ktrdr_assets.core.models import persistence
 from ktrdr_assets.core.models.evaluation import classification_metrics
 from ktrdr_assets.core.models.loading import load_predictor
 from ktrdr_assets.core.models.persistence import load_xgboost
@@ -296,7 +295,7 @@ def test_torch_weights_load_with_weights_only(
         calls.append(kwargs)
         return real_load(*args, **kwargs)
 
-    monkeypatch.setattr(persistence.torch, "load", recording_load)
+    monkeypatch.setattr(torch, "load", recording_load)  # persistence imports torch where it loads
     load_predictor(path.parent)
     assert calls and all(kw.get("weights_only") is True for kw in calls)
 

@@ -311,6 +311,7 @@ def test_manifest_is_written_atomically_and_its_check_never_fails_the_run(noedge
         "models_selected": int(selected),
         "manual_review_needed": int(not selected),
         "stale_selections": 0,
+        "retired_symbols": 0,
     }
     check = check_evaluations(run)[("deployment_manifest", "every_symbol_deployable")]
     assert check.passed is selected is False and check.severity == dg.AssetCheckSeverity.ERROR

@@ -3,14 +3,19 @@
 trace, and the verdict paragraph last."""
 
 import re
+import shutil
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from ktrdr_assets.cli.run import EXIT_OK, EXIT_STEP_FAILED, EXIT_USAGE, _report, main
+from ktrdr_assets.partitions import SYMBOL_PARTITIONS
 from ktrdr_assets.paths import raw_dir
 from ktrdr_assets_tests.helpers import restored, run_job, write_strategy
 from ktrdr_assets_tests.synthetic_symbols import NOEDGE
+
+FRESH = "FRESH"  # a symbol whose raw file appears during the test
 
 
 @pytest.mark.parametrize(("symbol", "message"), [("../../etc", "invalid partition key"), ("NOPE", "no raw bar file")])
@@ -22,25 +27,33 @@ def test_a_bad_symbol_is_refused_before_anything_runs(symbol, message, capsys) -
 def test_a_healthy_run_without_a_deployable_model_exits_0_and_ends_with_the_verdict(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
+    """The symbol is a raw file dropped a second ago (FRESH: a copy of NOEDGE's random walk, no edge): no
+    sensor tick, no reload; ktrdr-run registers it as a partition."""
+    raw = tmp_path / "raw"
+    shutil.copytree(raw_dir(), raw)
+    shutil.copy(raw / f"{NOEDGE}_1d.csv", raw / f"{FRESH}_1d.csv")
+    monkeypatch.setenv("KTRDR_RAW_DIR", str(raw))
     warehouse = tmp_path / "warehouse"
     monkeypatch.setenv("KTRDR_WAREHOUSE_DIR", str(warehouse))
     strategy = write_strategy(tmp_path / "fast.yaml")
-    assert main(["--symbol", NOEDGE, "--strategy", str(strategy)]) == EXIT_OK == 0
+    assert main(["--symbol", FRESH, "--strategy", str(strategy)]) == EXIT_OK == 0
     out = capsys.readouterr().out
-    assert f"materialized ohlcv                    {warehouse / 'ohlcv' / f'{NOEDGE}.parquet'}" in out
+    assert f"materialized ohlcv                    {warehouse / 'ohlcv' / f'{FRESH}.parquet'}" in out
     assert "materialize_symbol run" in out and "build_manifest run" in out
     assert (warehouse / "deployment_manifest" / "all.json").exists()
     # progress: a line per step with its time, per walk-forward fold and per epoch; no DEBUG events
     assert "> lstm_model" in out and "+ lstm_model done (" in out
-    assert f"{NOEDGE} lstm walk-forward fold 3/3:" in out and f"{NOEDGE} lstm epoch 1/3:" in out
+    assert f"{FRESH} lstm walk-forward fold 3/3:" in out and f"{FRESH} lstm epoch 1/3:" in out
     assert "STEP_START" not in out and "DEBUG" not in out and "Traceback" not in out
     assert "check deployment_manifest.every_symbol_deployable red (ERROR)" in out
     # the verdict is the last paragraph
     verdict = out.strip().split("\n\n")[-1].replace("\n", " ")
-    assert verdict.startswith(f"{NOEDGE}: no model deployed.")
+    assert verdict.startswith(f"{FRESH}: no model deployed.")
     assert "Every step did its job (exit code 0)." in verdict and f"Results under {warehouse}" in verdict
     for model in ("RandomForest", "XGBoost", "NeuralNetwork", "LSTM"):
         assert re.search(rf"  {model} +out-of-fold 0\.\d{{3}} vs baseline 0\.\d{{3}} .*: rejected by .*accuracy", out)
+    with dg.DagsterInstance.get() as instance:
+        assert FRESH in instance.get_dynamic_partitions(SYMBOL_PARTITIONS)
 
 
 def test_a_failed_step_exits_1_naming_it_without_a_stack_trace(

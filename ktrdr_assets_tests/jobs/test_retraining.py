@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,8 @@ import mlflow
 import pytest
 from dagster._utils.schedules import cron_string_iterator
 
+from ktrdr_assets.assets.raw_files import raw_files_valid
+from ktrdr_assets.core.config.loader import load_strategy
 from ktrdr_assets.core.selection.gates import GATE_RULES
 from ktrdr_assets.definitions import defs
 from ktrdr_assets.io import read_asset
@@ -36,17 +39,20 @@ from ktrdr_assets.jobs.retraining import (
     ALERT_JOB,
     WEEKLY_BATCH_TAG,
     deployable_model_lost,
+    manifest_after_failure,
     manifest_after_selection,
     raw_data_sensor,
     select_after_model_failure,
     weekly_retraining,
 )
-from ktrdr_assets.partitions import symbol_partitions
-from ktrdr_assets.paths import raw_dir
+from ktrdr_assets.partitions import SYMBOL_PARTITIONS, symbol_partitions
+from ktrdr_assets.paths import raw_dir, warehouse_dir
 from ktrdr_assets.resources.tracking import EXPERIMENT_NAME
+from ktrdr_assets.symbol_registry import register_symbols
 from ktrdr_assets_tests.helpers import (
     MANUAL_REVIEW,
     SELECTION_ASSETS,
+    apply_partition_requests,
     champion,
     check_evaluations,
     materialized,
@@ -80,6 +86,11 @@ class Attempt:
     versions: int
     alert: list  # the run requests of the deployable_model_lost sensor on this manifest
     backtest: dict
+    selection_written: float  # the selection file's modification time
+
+
+#: PLANTED's own gates differ from the base gates in one value that changes no outcome: the manifest shows it.
+OWN_GATES = {"symbol_overrides": {PLANTED: {"gates": {"max_gap": 0.999}}}}
 
 
 def _alert_tick(instance: dg.DagsterInstance) -> list[dg.RunRequest]:
@@ -88,7 +99,7 @@ def _alert_tick(instance: dg.DagsterInstance) -> list[dg.RunRequest]:
 
 
 def _attempt(job: str, gates: dict, module_dir: Path, instance: dg.DagsterInstance, name: str) -> Attempt:
-    strategy = write_strategy(module_dir / f"{name}.yaml", gates=gates)
+    strategy = write_strategy(module_dir / f"{name}.yaml", gates=gates, **OWN_GATES)
     run = run_job(strategy, PLANTED, job=job, instance=instance)
     manifest_run = run_job(strategy, job="build_manifest", instance=instance)
     return Attempt(
@@ -101,6 +112,7 @@ def _attempt(job: str, gates: dict, module_dir: Path, instance: dg.DagsterInstan
         versions=len(registry_versions(PLANTED)),
         alert=_alert_tick(instance),
         backtest=read_asset("backtest", PLANTED),
+        selection_written=(warehouse_dir() / "model_selection" / f"{PLANTED}.json").stat().st_mtime,
     )
 
 
@@ -116,6 +128,13 @@ def attempts(module_dir: Path, instance: dg.DagsterInstance) -> dict[str, Attemp
 
 def _selected_record(attempt: Attempt) -> dict:
     return attempt.records[attempt.selection["model_type"]]
+
+
+def test_the_manifest_shows_each_symbols_own_gates(attempts: dict[str, Attempt], module_dir: Path) -> None:
+    manifest = attempts["pass"].manifest
+    assert manifest["selections"][PLANTED]["selection_criteria"]["max_train_val_gap"] == 0.999
+    base = load_strategy(module_dir / "pass.yaml").gates
+    assert base.max_gap != 0.999 and manifest["selection_criteria"]["max_train_val_gap"] == base.max_gap
 
 
 def test_a_passing_run_puts_its_model_in_the_manifest_and_promotes_it(attempts: dict[str, Attempt]) -> None:
@@ -146,6 +165,9 @@ def test_a_failing_retraining_keeps_the_last_good_entry_marked_stale(attempts: d
     entry = failed.manifest["selections"][PLANTED]
     previous = first.manifest["selections"][PLANTED]
     assert {k: v for k, v in entry.items() if k not in ("stale", "stale_since", "last_attempt")} == previous
+    # the attempt's time is when the failed selection was written, not when some manifest was rebuilt
+    attempted = datetime.fromisoformat(entry["last_attempt"]["attempted_at"]).timestamp()
+    assert int(attempted) == int(failed.selection_written)
     assert entry["stale"] is True
     attempt = entry["last_attempt"]
     assert attempt["action"] == MANUAL_REVIEW
@@ -158,6 +180,7 @@ def test_a_failing_retraining_keeps_the_last_good_entry_marked_stale(attempts: d
         "models_selected": 1,
         "manual_review_needed": 0,
         "stale_selections": 1,
+        "retired_symbols": 0,
     }
     # the stale entry is still deployable: the check passes and the run succeeds, but the symbol newly lost its
     # current model, which the manifest, the check's metadata and the alert sensor say
@@ -201,11 +224,11 @@ def test_the_next_passing_selection_replaces_the_stale_entry(attempts: dict[str,
 
 
 # --------------------------------------------------------------------------- 2. schedule
-def _schedule_requests(when: datetime) -> list[dg.RunRequest]:
-    return list(weekly_retraining(dg.build_schedule_context(scheduled_execution_time=when)))
+def _schedule_requests(when: datetime, instance: dg.DagsterInstance) -> list[dg.RunRequest]:
+    return list(weekly_retraining(dg.build_schedule_context(instance=instance, scheduled_execution_time=when)))
 
 
-def test_weekly_retraining_requests_one_run_per_symbol_each_week() -> None:
+def test_weekly_retraining_requests_one_run_per_symbol_each_week(instance: dg.DagsterInstance) -> None:
     ticks = cron_string_iterator(
         datetime(2026, 1, 1, tzinfo=UTC).timestamp(),
         weekly_retraining.cron_schedule,
@@ -215,8 +238,8 @@ def test_weekly_retraining_requests_one_run_per_symbol_each_week() -> None:
     assert second - first == third - second == timedelta(days=7)
     assert (first.weekday(), first.hour, first.minute, str(first.tzinfo)) == (0, 3, 0, "UTC")
     assert weekly_retraining.job_name == "materialize_symbol"
-    this_week, next_week = _schedule_requests(first), _schedule_requests(second)
-    symbols = symbol_partitions.get_partition_keys()
+    this_week, next_week = _schedule_requests(first, instance), _schedule_requests(second, instance)
+    symbols = symbol_partitions.get_partition_keys(dynamic_partitions_store=instance)
     assert sorted(symbols) == list(ALL_SYMBOLS)
     for requests in (this_week, next_week):
         assert sorted(r.partition_key for r in requests) == symbols
@@ -233,32 +256,117 @@ def msft_raw() -> Iterator[Path]:
         yield path
 
 
-def _tick(instance: dg.DagsterInstance, cursor: str | None) -> tuple[Any, str | None]:
+def _tick(instance: dg.DagsterInstance, cursor: str | None) -> tuple[dg.SensorResult, str | None]:
+    """One evaluation of the sensor, with its partition requests applied to the instance as the daemon does."""
     context = dg.build_sensor_context(instance=instance, cursor=cursor)
-    return raw_data_sensor(context), context.cursor
+    result = raw_data_sensor(context)
+    apply_partition_requests(instance, result)
+    return result, result.cursor
+
+
+def _skip(result: dg.SensorResult) -> str:
+    assert not result.run_requests, result.run_requests
+    return result.skip_reason.skip_message
 
 
 def test_raw_data_sensor_requests_exactly_the_changed_symbol(msft_raw: Path, instance: dg.DagsterInstance) -> None:
     first, cursor = _tick(instance, None)
-    assert isinstance(first, dg.SkipReason) and "first tick" in first.skip_message
-    assert sorted(json.loads(cursor)) == list(ALL_SYMBOLS)
+    assert "first tick" in _skip(first)
+    assert sorted(json.loads(cursor)["files"]) == list(ALL_SYMBOLS)
 
     unchanged, cursor = _tick(instance, cursor)
-    assert isinstance(unchanged, dg.SkipReason)
+    assert _skip(unchanged) == "no raw file changed"
 
     aapl = raw_dir() / "AAPL_1d.csv"
     os.utime(aapl, (aapl.stat().st_atime + 3600, aapl.stat().st_mtime + 3600))  # touched, same content
     touched, cursor = _tick(instance, cursor)
-    assert isinstance(touched, dg.SkipReason) and touched.skip_message == "no raw file changed"
+    assert _skip(touched) == "no raw file changed"
 
     lines = msft_raw.read_text().splitlines(keepends=True)
     msft_raw.write_text("".join(lines[:-1]))  # the newest bar withdrawn: new content
     changed, cursor = _tick(instance, cursor)
-    assert [r.partition_key for r in changed] == ["MSFT"]
-    assert changed[0].run_key == f"MSFT-{json.loads(cursor)['MSFT']}"
+    assert [(r.job_name, r.partition_key) for r in changed.run_requests] == [("materialize_symbol", "MSFT")]
+    assert changed.run_requests[0].run_key == f"MSFT-{json.loads(cursor)['files']['MSFT'][3]}"
+    assert not changed.dynamic_partitions_requests
 
     again, cursor = _tick(instance, cursor)
-    assert isinstance(again, dg.SkipReason)  # recorded: the same change is not requested twice
+    assert _skip(again) == "no raw file changed"  # recorded: the same change is not requested twice
+
+
+def test_a_cursor_of_the_earlier_format_retrains_nothing(instance: dg.DagsterInstance) -> None:
+    """Deployed sensors carry {symbol: digest} cursors: after the upgrade their next tick requests nothing."""
+    from ktrdr_assets.core.data.raw_changes import file_digest
+
+    old_cursor = json.dumps({path.name.split("_")[0]: file_digest(path) for path in sorted(raw_dir().glob("*.csv"))})
+    result, cursor = _tick(instance, old_cursor)
+    assert _skip(result) == "no raw file changed"
+    assert sorted(json.loads(cursor)["files"]) == list(ALL_SYMBOLS)
+
+
+@pytest.fixture
+def dropped_files(instance: dg.DagsterInstance) -> Iterator[Path]:
+    """The session's raw folder, where the test drops files; they are removed after it, and the instance's
+    partitions are put back to the shipped symbols."""
+    before = set(raw_dir().iterdir())
+    yield raw_dir()
+    for path in set(raw_dir().iterdir()) - before:
+        path.unlink()
+    for symbol in set(instance.get_dynamic_partitions(SYMBOL_PARTITIONS)) - set(ALL_SYMBOLS):
+        instance.delete_dynamic_partition(SYMBOL_PARTITIONS, symbol)
+    register_symbols(instance)
+
+
+def test_a_dropped_file_becomes_a_partition_and_is_trained_without_a_reload(
+    dropped_files: Path, instance: dg.DagsterInstance, fast_strategy: Path
+) -> None:
+    _, cursor = _tick(instance, None)
+    shutil.copy(dropped_files / "MSFT_1d.csv", dropped_files / "NEWCO_1d.csv")
+    result, cursor = _tick(instance, cursor)
+    assert [r.partition_keys for r in result.dynamic_partitions_requests] == [["NEWCO"]]
+    assert [(r.job_name, r.partition_key) for r in result.run_requests] == [("materialize_symbol", "NEWCO")]
+    assert "NEWCO" in instance.get_dynamic_partitions(SYMBOL_PARTITIONS)
+    # the requested run works on the new partition (its first asset, here), with the definitions loaded as they were
+    run = run_job(fast_strategy, "NEWCO", ["ohlcv"], instance=instance)
+    assert run.success, step_errors(run)
+    assert _skip(_tick(instance, cursor)[0]) == "no raw file changed"
+
+
+def test_a_removed_file_retires_its_symbol_and_rebuilds_the_manifest(
+    dropped_files: Path, instance: dg.DagsterInstance
+) -> None:
+    shutil.copy(dropped_files / "MSFT_1d.csv", dropped_files / "GONE_1d.csv")
+    _, cursor = _tick(instance, None)
+    assert "GONE" in instance.get_dynamic_partitions(SYMBOL_PARTITIONS)
+    (dropped_files / "GONE_1d.csv").unlink()
+    result, cursor = _tick(instance, cursor)
+    (delete,) = result.dynamic_partitions_requests
+    assert isinstance(delete, dg.DeleteDynamicPartitionsRequest) and delete.partition_keys == ["GONE"]
+    assert [r.job_name for r in result.run_requests] == ["build_manifest"]
+    assert "GONE" not in instance.get_dynamic_partitions(SYMBOL_PARTITIONS)
+
+
+def test_a_file_that_cannot_be_a_partition_is_reported_once(
+    dropped_files: Path, instance: dg.DagsterInstance, capfd: pytest.CaptureFixture
+) -> None:
+    _, cursor = _tick(instance, None)
+    (dropped_files / "bad name_1d.csv").write_text("x")
+    capfd.readouterr()
+    result, cursor = _tick(instance, cursor)
+    assert "1 file(s) are not partitions: bad name_1d.csv" in _skip(result)
+    assert "WARNING - raw file bad name_1d.csv is not a partition: symbol 'bad name'" in capfd.readouterr().err
+    (check,) = result.asset_events
+    assert isinstance(check, dg.AssetCheckEvaluation)
+    assert (check.asset_key, check.check_name, check.passed) == (dg.AssetKey("raw_bar_files"), "raw_files_valid", False)
+    assert "bad name_1d.csv" in check.metadata["problem_files"].value
+    again, cursor = _tick(instance, cursor)
+    assert again.asset_events == []  # reported when the list changes, not every minute
+    (dropped_files / "bad name_1d.csv").unlink()
+    fixed, _ = _tick(instance, cursor)
+    assert [e.passed for e in fixed.asset_events] == [True]
+    # the check itself (executable from the UI) reads the folder as it is
+    (dropped_files / "notes.xlsx").write_text("x")
+    evaluation = raw_files_valid()
+    assert evaluation.passed is False and "notes.xlsx" in evaluation.metadata["problem_files"].data
 
 
 # --------------------------------------------------------------------------- 4. rescue after a model failure
@@ -348,6 +456,20 @@ def test_a_successful_symbol_run_requests_the_manifest(
     assert request.run_key == f"manifest-after-{run.run_id}"
     assert manifest_after_selection.job_name == "build_manifest"
     assert request.run_config == strategy_run_config(module_dir / "pass.yaml")
+
+
+def test_a_failed_symbol_run_requests_the_manifest_too(rescue: Rescue, instance: dg.DagsterInstance) -> None:
+    """The README says the manifest is rebuilt after every run: a failed one included."""
+    context = dg.build_run_status_sensor_context(
+        sensor_name=manifest_after_failure.name,
+        dagster_instance=instance,
+        dagster_run=rescue.failed.dagster_run,
+        dagster_event=rescue.failed.get_run_failure_event(),
+    ).for_run_failure()
+    request = manifest_after_failure(context)
+    assert request.run_key == f"manifest-after-{rescue.failed.run_id}"
+    assert manifest_after_failure.job_name == "build_manifest"
+    assert request.run_config == strategy_run_config(rescue.strategy)
 
 
 # --------------------------------------------------------------------------- 5. MLflow parent runs

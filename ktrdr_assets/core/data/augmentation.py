@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from imblearn.over_sampling import SMOTE
 
 from ktrdr_assets.core.config.schema import AugmentationConfig
 from ktrdr_assets.core.data.signals import CLASS_NAMES, N_CLASSES
@@ -145,6 +144,8 @@ def _smote(
     X: np.ndarray, y: np.ndarray, needed: np.ndarray, rng: np.random.Generator, notes: list[str]
 ) -> tuple[np.ndarray, np.ndarray]:
     """`needed[c]` SMOTE rows per class c, each class interpolated among its own rows only."""
+    from imblearn.over_sampling import SMOTE  # here: the code location loads without imbalanced-learn
+
     counts = np.bincount(y, minlength=N_CLASSES)
     parts = [_empty(X)]
     present = np.flatnonzero(counts)

@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from sklearn.preprocessing import RobustScaler, StandardScaler
 
 from ktrdr_assets.core.util.jsonsafe import dumps
 
@@ -42,6 +41,8 @@ class FeatureScaler:
     @classmethod
     def fit(cls, frame: pd.DataFrame, feature_names: Sequence[str], robust_patterns: Sequence[str]) -> FeatureScaler:
         """Fit on every row of `frame` (pass the training rows only). Constant columns get scale 1."""
+        from sklearn.preprocessing import RobustScaler, StandardScaler  # here: definitions load without sklearn
+
         columns = tuple(feature_names)
         values = frame.loc[:, list(columns)].to_numpy(dtype=np.float64)
         if len(values) == 0:

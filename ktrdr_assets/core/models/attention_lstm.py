@@ -4,57 +4,34 @@ LayerNorm in every recurrent block; dropout after the recurrent blocks and after
 
 from __future__ import annotations
 
-import torch
-from pydantic import Field
-from torch import nn
+from typing import Any
 
-from ktrdr_assets.core.data.signals import N_CLASSES
-from ktrdr_assets.core.models.sequence_nets import (
-    RecurrentBlocks,
-    SequenceConfig,
-    TemporalAttention,
-    check_sequence_input,
-    window_spec,
-)
+from pydantic import Field
+
+from ktrdr_assets.core.models.sequence_nets import SequenceConfig, window_spec
 
 
 class AttentionLSTMConfig(SequenceConfig):
     attention_dim: int = Field(32, ge=1, description="size of the additive attention's projection")
 
 
-class AttentionLSTMClassifier(nn.Module):
-    """LSTM blocks (each -> LayerNorm) -> Dropout -> additive attention over time -> Dropout -> Linear."""
+def build_net(config: Any, n_features: int) -> Any:
+    """The untrained AttentionLSTMClassifier for `config` (torch is imported here, not when the registry loads)."""
+    from ktrdr_assets.core.models.attention_lstm_net import AttentionLSTMClassifier
 
-    def __init__(
-        self,
-        n_features: int,
-        hidden_size: int,
-        num_layers: int,
-        dropout: float,
-        attention_dim: int,
-        n_classes: int = N_CLASSES,
-    ) -> None:
-        super().__init__()
-        self.recurrent = RecurrentBlocks("lstm", n_features, hidden_size, num_layers, dropout)
-        self.attention = TemporalAttention(hidden_size, attention_dim)
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden_size, n_classes)
+    return AttentionLSTMClassifier.from_config(config, n_features)
 
-    @classmethod
-    def from_config(cls, config: AttentionLSTMConfig, n_features: int) -> AttentionLSTMClassifier:
-        return cls(n_features, config.hidden_size, config.num_layers, config.dropout, config.attention_dim)
 
-    def attend(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(context (batch, hidden), attention weights (batch, lookback))."""
-        check_sequence_input("AttentionLSTMClassifier", x)
-        return self.attention(self.dropout(self.recurrent(x)))
+def __getattr__(name: str) -> Any:
+    """`AttentionLSTMClassifier` lives in attention_lstm_net.py (torch is imported when it is first asked for)."""
+    if name == "AttentionLSTMClassifier":
+        from ktrdr_assets.core.models.attention_lstm_net import AttentionLSTMClassifier
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        context, _ = self.attend(x)
-        return self.head(self.dropout(context))
+        return AttentionLSTMClassifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 SPEC = window_spec(
-    "attention_lstm", "AttentionLSTM", AttentionLSTMConfig, AttentionLSTMClassifier.from_config,
+    "attention_lstm", "AttentionLSTM", AttentionLSTMConfig, build_net,
     "LSTM (LayerNorm per block) with additive attention over the lookback",
 )

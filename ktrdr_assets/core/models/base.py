@@ -18,6 +18,8 @@ from ktrdr_assets.core.data.signals import Signal
 
 #: (n_rows, n_features) scaled feature rows -> (n_aligned, 3) class probabilities, column i = signal code i.
 Predictor = Callable[[np.ndarray], np.ndarray]
+#: The saved state_dict of a torch model type (here, not in torch_fit: the model modules load without torch).
+TORCH_MODEL_FILE = "model.pt"
 
 
 class ModelTrainingError(RuntimeError):

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 from ktrdr_assets.core.data.signals import CLASS_NAMES, N_CLASSES
 from ktrdr_assets.core.util.jsonsafe import to_jsonable
@@ -44,6 +43,8 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, 
     including a class absent from both `y_true` and `y_pred` (which scores 0, zero_division=0).
     `confusion_matrix[i][j]` counts true class i predicted as class j, labels [0, 1, 2].
     """
+    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
     y_true = _labels(y_true, "y_true")
     y_pred = _labels(y_pred, "y_pred")
     if y_true.shape != y_pred.shape:

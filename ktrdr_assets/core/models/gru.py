@@ -3,53 +3,34 @@ consecutive scaled rows of the chronological train part, with LayerNorm in every
 
 from __future__ import annotations
 
-import torch
-from pydantic import Field
-from torch import nn
+from typing import Any
 
-from ktrdr_assets.core.data.signals import N_CLASSES
-from ktrdr_assets.core.models.sequence_nets import (
-    Pooling,
-    RecurrentBlocks,
-    SequenceConfig,
-    check_sequence_input,
-    pool_time,
-    window_spec,
-)
+from pydantic import Field
+
+from ktrdr_assets.core.models.sequence_nets import Pooling, SequenceConfig, window_spec
 
 
 class GRUConfig(SequenceConfig):
     pooling: Pooling = Field("last", description="the window's summary: last step, or mean / max over the steps")
 
 
-class GRUClassifier(nn.Module):
-    """GRU blocks (each -> LayerNorm) -> last step / mean / max over time -> Dropout -> Linear."""
+def build_net(config: Any, n_features: int) -> Any:
+    """The untrained GRUClassifier for `config` (torch is imported here, not when the registry loads)."""
+    from ktrdr_assets.core.models.gru_net import GRUClassifier
 
-    def __init__(
-        self,
-        n_features: int,
-        hidden_size: int,
-        num_layers: int,
-        dropout: float,
-        pooling: Pooling = "last",
-        n_classes: int = N_CLASSES,
-    ) -> None:
-        super().__init__()
-        self.recurrent = RecurrentBlocks("gru", n_features, hidden_size, num_layers, dropout)
-        self.pooling = pooling
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden_size, n_classes)
+    return GRUClassifier.from_config(config, n_features)
 
-    @classmethod
-    def from_config(cls, config: GRUConfig, n_features: int) -> GRUClassifier:
-        return cls(n_features, config.hidden_size, config.num_layers, config.dropout, config.pooling)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_sequence_input("GRUClassifier", x)
-        return self.head(self.dropout(pool_time(self.recurrent(x), self.pooling)))
+def __getattr__(name: str) -> Any:
+    """`GRUClassifier` lives in gru_net.py (torch is imported when it is first asked for)."""
+    if name == "GRUClassifier":
+        from ktrdr_assets.core.models.gru_net import GRUClassifier
+
+        return GRUClassifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 SPEC = window_spec(
-    "gru", "GRU", GRUConfig, GRUClassifier.from_config,
+    "gru", "GRU", GRUConfig, build_net,
     "GRU (LayerNorm per block) over windows of the chronological train part",
 )

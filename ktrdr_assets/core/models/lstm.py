@@ -4,18 +4,20 @@ on the chronological train part (windows need consecutive bars, so augmented row
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-import torch
 from pydantic import Field
-from torch import nn
 
 from ktrdr_assets.core.config.models import TorchTrainingConfig
-from ktrdr_assets.core.data.signals import N_CLASSES
-from ktrdr_assets.core.models.base import FitContext, FittedModel, Predictor, SplitArrays, check_trainable
+from ktrdr_assets.core.models.base import (
+    TORCH_MODEL_FILE,
+    FitContext,
+    FittedModel,
+    Predictor,
+    SplitArrays,
+    check_trainable,
+)
 from ktrdr_assets.core.models.spec import ModelSpec
-from ktrdr_assets.core.models.torch_fit import TORCH_MODEL_FILE, fit_torch, load_torch
-from ktrdr_assets.core.models.torch_nets import check_dropout, check_positive
-from ktrdr_assets.core.training.windows import WindowDataset
 
 
 class LSTMConfig(TorchTrainingConfig):
@@ -28,46 +30,20 @@ class LSTMConfig(TorchTrainingConfig):
     patience: int = Field(15, ge=1)
 
 
-class LSTMClassifier(nn.Module):
-    """LSTM over (batch, lookback, n_features); the last time step -> LayerNorm -> Dropout -> Linear."""
+def __getattr__(name: str) -> Any:
+    """`LSTMClassifier` lives in lstm_net.py (torch is imported when it is first asked for)."""
+    if name == "LSTMClassifier":
+        from ktrdr_assets.core.models.lstm_net import LSTMClassifier
 
-    def __init__(
-        self,
-        n_features: int,
-        hidden_size: int,
-        num_layers: int,
-        dropout: float,
-        n_classes: int = N_CLASSES,
-    ) -> None:
-        super().__init__()
-        for name, value in (
-            ("n_features", n_features),
-            ("hidden_size", hidden_size),
-            ("num_layers", num_layers),
-            ("n_classes", n_classes),
-        ):
-            check_positive(name, value)
-        check_dropout(dropout)
-        # torch applies LSTM dropout between stacked layers only; one layer would only warn.
-        self.lstm = nn.LSTM(
-            n_features, hidden_size, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0
-        )
-        self.norm = nn.LayerNorm(hidden_size)
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden_size, n_classes)
-
-    @classmethod
-    def from_config(cls, config: LSTMConfig, n_features: int) -> LSTMClassifier:
-        return cls(n_features, config.hidden_size, config.num_layers, config.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 3:
-            raise ValueError(f"LSTMClassifier expects (batch, lookback, n_features), got shape {tuple(x.shape)}")
-        out, _ = self.lstm(x)
-        return self.head(self.dropout(self.norm(out[:, -1, :])))
+        return LSTMClassifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def fit(arrays: SplitArrays, config: LSTMConfig, context: FitContext) -> FittedModel:
+    from ktrdr_assets.core.models.lstm_net import LSTMClassifier
+    from ktrdr_assets.core.models.torch_fit import fit_torch
+    from ktrdr_assets.core.training.windows import WindowDataset
+
     check_trainable(arrays.fit_y, SPEC.asset_name)
     net = LSTMClassifier.from_config(config, arrays.fit_X.shape[1])
     train = WindowDataset(arrays.fit_X, arrays.fit_y, config.lookback)
@@ -76,11 +52,21 @@ def fit(arrays: SplitArrays, config: LSTMConfig, context: FitContext) -> FittedM
 
 
 def load(run_dir: Path, config: LSTMConfig, n_features: int) -> tuple[Predictor, int]:
+    from ktrdr_assets.core.models.lstm_net import LSTMClassifier
+    from ktrdr_assets.core.models.torch_fit import load_torch
+
     return load_torch(run_dir, LSTMClassifier.from_config(config, n_features), lookback=config.lookback)
+
+
+def build_net(config: Any, n_features: int) -> Any:
+    """The untrained LSTMClassifier for `config` (torch is imported here, not when the registry loads)."""
+    from ktrdr_assets.core.models.lstm_net import LSTMClassifier
+
+    return LSTMClassifier.from_config(config, n_features)
 
 
 SPEC = ModelSpec(
     model_type="lstm", display_name="LSTM", config_class=LSTMConfig, fit=fit, load=load,
     model_file=TORCH_MODEL_FILE, kind="pytorch", is_torch=True, uses_sequences=True,
-    build_net=LSTMClassifier.from_config, description="LSTM over windows of the chronological train part",
+    build_net=build_net, description="LSTM over windows of the chronological train part",
 )

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
-
-import skops.io as sio
-import torch
-import xgboost as xgb
-from sklearn.ensemble import RandomForestClassifier
+from typing import TYPE_CHECKING, Any
 
 from ktrdr_assets.core.util.atomic import write_bytes_atomic, write_text_atomic, write_with
 from ktrdr_assets.core.util.jsonsafe import dumps
+
+if TYPE_CHECKING:  # imported where used: a model module loads without torch, xgboost or scikit-learn
+    import torch
+    import xgboost as xgb
+    from sklearn.ensemble import RandomForestClassifier
 
 #: Types beyond skops' built-in safe set that a RandomForestClassifier dump contains.
 TRUSTED_SKOPS_TYPES: tuple[str, ...] = ("sklearn.tree._tree.Tree",)
@@ -32,6 +32,8 @@ def save_json(path: Path, obj: Any) -> None:
 
 def save_random_forest(model: RandomForestClassifier, path: Path) -> None:
     """Write a fitted RandomForestClassifier to `path` in skops format, atomically."""
+    import skops.io as sio
+
     buffer = io.BytesIO()
     sio.dump(model, buffer)
     write_bytes_atomic(Path(path), buffer.getvalue())
@@ -39,6 +41,9 @@ def save_random_forest(model: RandomForestClassifier, path: Path) -> None:
 
 def load_random_forest(path: Path) -> RandomForestClassifier:
     """Load a skops RandomForest dump, refusing any type outside skops' safe set and TRUSTED_SKOPS_TYPES."""
+    import skops.io as sio
+    from sklearn.ensemble import RandomForestClassifier
+
     path = Path(path)
     untrusted = sorted(set(sio.get_untrusted_types(file=path)) - set(TRUSTED_SKOPS_TYPES))
     if untrusted:
@@ -56,6 +61,8 @@ def save_xgboost(booster: xgb.Booster, path: Path) -> None:
 
 def load_xgboost(path: Path) -> xgb.Booster:
     """Load an XGBoost JSON model into a fresh Booster."""
+    import xgboost as xgb
+
     booster = xgb.Booster()
     booster.load_model(bytearray(Path(path).read_bytes()))
     return booster
@@ -63,6 +70,8 @@ def load_xgboost(path: Path) -> xgb.Booster:
 
 def save_torch_state(model: torch.nn.Module, path: Path) -> None:
     """Write `model.state_dict()` (tensors only) with torch.save, atomically."""
+    import torch
+
     write_with(Path(path), lambda tmp: torch.save(model.state_dict(), tmp))
 
 
@@ -71,6 +80,8 @@ def load_torch_state(model: torch.nn.Module, path: Path) -> torch.nn.Module:
 
     `model` must already have the saved architecture (rebuilt from its saved config).
     """
+    import torch
+
     state = torch.load(Path(path), map_location="cpu", weights_only=True)
     model.load_state_dict(state)
     return model

@@ -25,29 +25,25 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from ktrdr_assets.core.config.schema import StrategyConfig
 from ktrdr_assets.core.data.splits import TemporalSplits
-from ktrdr_assets.core.models.base import FitContext, check_trainable
+from ktrdr_assets.core.models.base import TORCH_MODEL_FILE, FitContext, check_trainable
 from ktrdr_assets.core.models.persistence import save_json
 from ktrdr_assets.core.models.pooled_net import (
     POOLED_DIR_KEY,
     SUMMARY_FILE,
     UNKNOWN_ASSET_ID,
     PooledModelSpec,
-    build_pooled_net,
     read_summary,
-    with_asset_id,
 )
 from ktrdr_assets.core.models.registry import pooled_spec
 from ktrdr_assets.core.models.run_folder import RunFolder
 from ktrdr_assets.core.models.run_record import TrainingRecord
-from ktrdr_assets.core.models.torch_fit import TORCH_MODEL_FILE, fit_torch
 from ktrdr_assets.core.models.training_runs import (
     _epoch_logger,
     config_fingerprint,
@@ -56,8 +52,10 @@ from ktrdr_assets.core.models.training_runs import (
     train_model,
 )
 from ktrdr_assets.core.training.tracking import NullTracker, Tracker
-from ktrdr_assets.core.training.windows import WindowDataset
 from ktrdr_assets.core.util.atomic import write_bytes_atomic
+
+if TYPE_CHECKING:  # imported where a pooled set is built or trained: the code location loads without torch
+    import torch
 from ktrdr_assets.core.util.jsonsafe import to_jsonable
 from ktrdr_assets.core.util.plots import learning_curves_png
 
@@ -122,6 +120,11 @@ def asset_id_map(symbols: list[str]) -> dict[str, int]:
 def _samples(
     spec: PooledModelSpec, X: np.ndarray, y: np.ndarray, lookback: int, asset_id: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
+
+    from ktrdr_assets.core.models.pooled_torch import with_asset_id
+    from ktrdr_assets.core.training.windows import WindowDataset
+
     if spec.uses_sequences:
         windows = WindowDataset(X, y, lookback)  # windows of one symbol's one part: no boundary crossed
         return with_asset_id(windows.windows, asset_id), windows.labels
@@ -133,6 +136,8 @@ def pooled_sets(
 ) -> tuple[PooledSet, PooledSet]:
     """(training set, validation set) of the pooled symbols: each symbol's fit set (its augmented train set,
     or its chronological train part for a sequence type) and its validation part, each with its id."""
+    import torch
+
     sets: dict[str, list] = {"train": [], "validation": []}
     rows: dict[str, dict[str, pd.Index]] = {"train": {}, "validation": {}}
     for symbol in sorted(ids):
@@ -167,6 +172,13 @@ def skipped(model_type: str, reason: str, excluded: Mapping[str, str] | None = N
     return {"model_type": model_type, "status": "skipped", "reason": reason, "excluded": dict(excluded or {})}
 
 
+def fit_torch(*args: Any, **kwargs: Any) -> Any:
+    """`torch_fit.fit_torch`, imported when a pooled net trains (the code location loads without torch)."""
+    from ktrdr_assets.core.models.torch_fit import fit_torch as fit
+
+    return fit(*args, **kwargs)
+
+
 def train_pooled(
     model_type: str,
     data: Mapping[str, SymbolData],
@@ -185,6 +197,8 @@ def train_pooled(
     Returns a 'skipped' summary (nothing written) when fewer than `models.pooled.min_symbols` symbols are
     compatible. Raises StrategyError for a bad config and ModelTrainingError when training fails.
     """
+    from ktrdr_assets.core.models.pooled_torch import build_pooled_net
+
     spec = pooled_spec(model_type)
     tracker = tracker or NullTracker()
     config = spec.parse_config(strategy.models, strategy_source)

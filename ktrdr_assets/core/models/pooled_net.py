@@ -25,18 +25,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
 from pydantic import BaseModel, Field, ValidationError, create_model
-from torch import nn
 
 from ktrdr_assets.core.config.errors import StrategyError, format_validation_error
 from ktrdr_assets.core.config.models import ModelsConfig
-from ktrdr_assets.core.models.base import FitContext, FittedModel, ModelTrainingError, Predictor, SplitArrays
+from ktrdr_assets.core.models.base import (
+    TORCH_MODEL_FILE,
+    FitContext,
+    FittedModel,
+    ModelTrainingError,
+    Predictor,
+    SplitArrays,
+)
 from ktrdr_assets.core.models.persistence import load_torch_state, save_json, save_torch_state
 from ktrdr_assets.core.models.spec import ModelSpec
-from ktrdr_assets.core.models.torch_fit import TORCH_MODEL_FILE, torch_predictor
-from ktrdr_assets.core.models.torch_nets import check_positive
 from ktrdr_assets.core.training.analytics_export import ALERTS_TXT, DETAILED_JSON, METRICS_CSV
 
 POOLED_PREFIX = "pooled_"
@@ -46,42 +48,17 @@ ASSET_IDS_FILE = "asset_ids.json"
 #: FitContext.run_info key naming the pooled training folder whose network a symbol's evaluation binds.
 POOLED_DIR_KEY = "pooled_model_dir"
 _ANALYTICS_FILES = (METRICS_CSV, DETAILED_JSON, ALERTS_TXT)
+#: The torch half (the wrapping network, the id column, the predictor) lives in pooled_torch.py: imported
+#: when a pooled net is built, so that the model registry, and the code location, load without torch.
+_TORCH_NAMES = ("PooledNet", "with_asset_id", "build_pooled_net", "pooled_predictor")
 
 
-class PooledNet(nn.Module):
-    """(..., n_features + 1) with the asset id last -> the wrapped net's logits on features + embedding.
+def __getattr__(name: str) -> Any:
+    if name in _TORCH_NAMES:
+        from ktrdr_assets.core.models import pooled_torch
 
-    While training, each sample's id is replaced by the unknown asset's with probability `unknown_rate`,
-    so that row learns what the symbols share (it is what a symbol never seen is scored through)."""
-
-    def __init__(self, net: nn.Module, n_assets: int, embedding_dim: int, unknown_rate: float = 0.0) -> None:
-        super().__init__()
-        check_positive("embedding_dim", embedding_dim)
-        if not 0.0 <= unknown_rate < 1.0:
-            raise ValueError(f"unknown_rate must be in [0, 1), got {unknown_rate}")
-        self.embedding = nn.Embedding(n_assets + 1, embedding_dim)  # row UNKNOWN_ASSET_ID: never-seen symbols
-        self.unknown_rate = unknown_rate
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ids = x[..., -1].round().long()
-        if self.training and self.unknown_rate > 0:  # per sample (a window keeps one id over its steps)
-            hidden = torch.rand(ids.shape[0], device=ids.device) < self.unknown_rate
-            ids = ids.masked_fill(hidden.view(-1, *[1] * (ids.dim() - 1)), UNKNOWN_ASSET_ID)
-        embedded = self.embedding(ids).to(x.dtype)
-        return self.net(torch.cat([x[..., :-1], embedded], dim=-1))
-
-
-def with_asset_id(X: np.ndarray | torch.Tensor, asset_id: int) -> torch.Tensor:
-    """`X` (rows or windows) with one more last column holding `asset_id`, as float32."""
-    X = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X, dtype=torch.float32)
-    return torch.cat([X, torch.full((*X.shape[:-1], 1), float(asset_id))], dim=-1)
-
-
-def build_pooled_net(base: ModelSpec, config: Any, n_features: int, n_assets: int) -> PooledNet:
-    """`base`'s net for `n_features` features plus the embedding, wrapped with an id map of `n_assets`."""
-    net = base.build_net(config, n_features + config.embedding_dim)
-    return PooledNet(net, n_assets, config.embedding_dim, config.unknown_asset_rate)
+        return getattr(pooled_torch, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @functools.cache
@@ -136,6 +113,8 @@ def make_pooled_spec(base: ModelSpec) -> PooledModelSpec:
         return bind_pooled_model(base, Path(context.run_info[POOLED_DIR_KEY]), config, context, arrays.fit_X.shape[1])
 
     def load(run_dir: Path, config: Any, n_features: int) -> tuple[Predictor, int]:
+        from ktrdr_assets.core.models.pooled_torch import build_pooled_net, pooled_predictor
+
         ids = json.loads((Path(run_dir) / ASSET_IDS_FILE).read_text(encoding="utf-8"))
         net = build_pooled_net(base, config, n_features, len(ids["asset_ids"]))
         load_torch_state(net, Path(run_dir) / TORCH_MODEL_FILE)
@@ -157,12 +136,6 @@ def make_pooled_spec(base: ModelSpec) -> PooledModelSpec:
     )
 
 
-def pooled_predictor(net: nn.Module, lookback: int, asset_id: int) -> Predictor:
-    """Probabilities over one symbol's scaled feature rows, each row given that symbol's id."""
-    predict = torch_predictor(net, lookback)
-    return lambda X: predict(with_asset_id(X, asset_id))
-
-
 def read_summary(pooled_dir: Path) -> dict[str, Any]:
     return json.loads((Path(pooled_dir) / SUMMARY_FILE).read_text(encoding="utf-8"))
 
@@ -173,6 +146,8 @@ def bind_pooled_model(
     """The trained pooled network of `pooled_dir` as one symbol's FittedModel (`context.run_info['symbol']`):
     its id, or the unknown-asset row for a symbol that was not pooled; the pooled training's history and
     analytics files; saving writes the weights and the id map into the symbol's folder."""
+    from ktrdr_assets.core.models.pooled_torch import build_pooled_net, pooled_predictor
+
     summary = read_summary(pooled_dir)
     if config.model_dump(mode="json") != summary["config"]:
         raise ModelTrainingError(

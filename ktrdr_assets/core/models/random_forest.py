@@ -7,8 +7,6 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field
-from sklearn.base import clone
-from sklearn.ensemble import RandomForestClassifier
 
 from ktrdr_assets.core.config.base import StrictConfig
 from ktrdr_assets.core.config.models import CrossValidationConfig
@@ -54,6 +52,9 @@ def train_random_forest(
 
     The validation set is only checked here (shape, finiteness, labels); the caller scores it.
     """
+    from sklearn.base import clone
+    from sklearn.ensemble import RandomForestClassifier
+
     start = time.perf_counter()
     X_train, y_train, X_val, y_val, warnings = check_tree_inputs(X_train, y_train, X_val, y_val)
     estimator = RandomForestClassifier(

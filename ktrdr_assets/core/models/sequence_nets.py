@@ -15,16 +15,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 from pydantic import Field
-from torch import nn
 
 from ktrdr_assets.core.config.models import TorchTrainingConfig
-from ktrdr_assets.core.models.base import FitContext, FittedModel, Predictor, SplitArrays, check_trainable
+from ktrdr_assets.core.models.base import (
+    TORCH_MODEL_FILE,
+    FitContext,
+    FittedModel,
+    Predictor,
+    SplitArrays,
+    check_trainable,
+)
 from ktrdr_assets.core.models.spec import ModelSpec
-from ktrdr_assets.core.models.torch_fit import TORCH_MODEL_FILE, fit_torch, load_torch
-from ktrdr_assets.core.models.torch_nets import check_dropout, check_positive
-from ktrdr_assets.core.training.windows import WindowDataset
+
+#: The torch blocks live in sequence_blocks.py (imported when a net is built, not when the registry loads).
+_BLOCKS = ("RecurrentBlocks", "TemporalAttention", "pool_time", "check_sequence_input")
 
 Cell = Literal["gru", "lstm"]
 Pooling = Literal["last", "mean", "max"]
@@ -42,61 +47,21 @@ class SequenceConfig(TorchTrainingConfig):
     patience: int = Field(15, ge=1)
 
 
-def check_sequence_input(name: str, x: torch.Tensor) -> None:
-    if x.dim() != 3:
-        raise ValueError(f"{name} expects (batch, lookback, n_features), got shape {tuple(x.shape)}")
+def __getattr__(name: str) -> Any:
+    """The torch blocks (`RecurrentBlocks`, ...), from sequence_blocks.py, imported when first asked for."""
+    if name in _BLOCKS:
+        from ktrdr_assets.core.models import sequence_blocks
 
-
-class RecurrentBlocks(nn.Module):
-    """(batch, lookback, n_in) -> (batch, lookback, hidden_size): GRU/LSTM -> LayerNorm per block."""
-
-    def __init__(self, cell: Cell, n_in: int, hidden_size: int, num_layers: int, dropout: float) -> None:
-        super().__init__()
-        for name, value in (("n_features", n_in), ("hidden_size", hidden_size), ("num_layers", num_layers)):
-            check_positive(name, value)
-        check_dropout(dropout)
-        rnn = {"gru": nn.GRU, "lstm": nn.LSTM}[cell]
-        sizes = [n_in] + [hidden_size] * num_layers
-        self.layers = nn.ModuleList(rnn(a, hidden_size, batch_first=True) for a in sizes[:-1])
-        self.norms = nn.ModuleList(nn.LayerNorm(hidden_size) for _ in range(num_layers))
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for i, (layer, norm) in enumerate(zip(self.layers, self.norms, strict=True)):
-            x, _ = layer(x)
-            x = norm(x)
-            if i < len(self.layers) - 1:
-                x = self.dropout(x)
-        return x
-
-
-class TemporalAttention(nn.Module):
-    """Additive attention over time: (batch, lookback, hidden) -> (context (batch, hidden), weights
-    (batch, lookback), each row summing to 1)."""
-
-    def __init__(self, hidden_size: int, attention_dim: int) -> None:
-        super().__init__()
-        check_positive("attention_dim", attention_dim)
-        self.project = nn.Linear(hidden_size, attention_dim)
-        self.score = nn.Linear(attention_dim, 1, bias=False)
-
-    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        weights = torch.softmax(self.score(torch.tanh(self.project(h))).squeeze(-1).float(), dim=1).to(h.dtype)
-        return torch.einsum("bt,bth->bh", weights, h), weights
-
-
-def pool_time(h: torch.Tensor, pooling: Pooling) -> torch.Tensor:
-    """(batch, lookback, hidden) -> (batch, hidden): the last step, or the mean / max over the steps."""
-    if pooling == "last":
-        return h[:, -1, :]
-    if pooling == "mean":
-        return h.mean(dim=1)
-    return h.amax(dim=1)
+        return getattr(sequence_blocks, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def fit_windows(spec: ModelSpec, arrays: SplitArrays, config: Any, context: FitContext) -> FittedModel:
     """Train `spec`'s net by the shared loop on windows of the chronological train part, early-stopping on
     windows of the validation part (no window crosses a part boundary)."""
+    from ktrdr_assets.core.models.torch_fit import fit_torch
+    from ktrdr_assets.core.training.windows import WindowDataset
+
     check_trainable(arrays.fit_y, spec.asset_name)
     net = spec.build_net(config, arrays.fit_X.shape[1])
     train = WindowDataset(arrays.fit_X, arrays.fit_y, config.lookback)
@@ -107,6 +72,8 @@ def fit_windows(spec: ModelSpec, arrays: SplitArrays, config: Any, context: FitC
 def load_windows(spec: ModelSpec, run_dir: Path, config: Any, n_features: int) -> tuple[Predictor, int]:
     """The saved weights (weights_only=True) in `spec`'s net rebuilt from `config`, predicting over windows
     of `config.lookback` rows."""
+    from ktrdr_assets.core.models.torch_fit import load_torch
+
     return load_torch(run_dir, spec.build_net(config, n_features), lookback=config.lookback)
 
 

@@ -9,13 +9,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ktrdr_assets.core.models.base import FitContext, FittedModel, ModelTrainingError, Predictor
+from ktrdr_assets.core.models.base import TORCH_MODEL_FILE, FitContext, FittedModel, ModelTrainingError, Predictor
 from ktrdr_assets.core.models.persistence import load_torch_state, save_torch_state
 from ktrdr_assets.core.training.losses import weighting_weights
 from ktrdr_assets.core.training.trainer import predict_proba, train_torch_model
 from ktrdr_assets.core.training.windows import WindowDataset
 
-TORCH_MODEL_FILE = "model.pt"
+__all__ = ["TORCH_MODEL_FILE", "fit_torch", "load_torch", "torch_predictor"]
 
 
 def torch_predictor(net: torch.nn.Module, lookback: int) -> Predictor:

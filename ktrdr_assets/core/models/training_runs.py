@@ -22,7 +22,6 @@ from ktrdr_assets.core.config.schema import StrategyConfig
 from ktrdr_assets.core.data.splits import LABEL, TemporalSplits
 from ktrdr_assets.core.models.base import FitContext, FittedModel, SplitArrays
 from ktrdr_assets.core.models.evaluation import build_result, classification_metrics
-from ktrdr_assets.core.models.importance import permutation_feature_importance
 from ktrdr_assets.core.models.persistence import save_json
 from ktrdr_assets.core.models.registry import get_spec
 from ktrdr_assets.core.models.run_folder import RunFolder
@@ -346,6 +345,8 @@ def train_model(
             f"{oof['baseline']:.3f} ({oof['baseline_name']}), p = {oof['p_value']:.3g}, n = {oof['n']} "
             f"(effective {oof['n_effective']}), mean gap {evidence['mean_gap']:+.3f} ({wf_seconds:.1f} s)"
         )
+
+    from ktrdr_assets.core.models.importance import permutation_feature_importance  # scikit-learn, when used
 
     importance = permutation_feature_importance(
         fitted.predict_rows_padded,

@@ -20,16 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import xgboost as xgb
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.model_selection import TimeSeriesSplit
 
 from ktrdr_assets.core.config.models import CrossValidationConfig
 from ktrdr_assets.core.data.signals import CLASS_NAMES, N_CLASSES
 from ktrdr_assets.core.models.base import FittedModel, Predictor
 from ktrdr_assets.core.models.evaluation import cv_summary
 
-TreeModel = RandomForestClassifier | xgb.Booster
+#: A RandomForestClassifier or an xgboost Booster (both imported where used: the model modules load without
+#: xgboost or scikit-learn).
+TreeModel = Any
 
 
 @dataclass
@@ -71,6 +70,8 @@ class TreeTrainingResult:
 
 def tree_predict_proba(model: TreeModel, X: np.ndarray) -> np.ndarray:
     """(n, 3) class probabilities, column i = signal code i, for a fitted (or reloaded) tree model."""
+    import xgboost as xgb
+
     if isinstance(model, xgb.Booster):
         return model.predict(xgb.DMatrix(np.asarray(X, dtype=np.float64)))
     # The forest's mean of tree probabilities, summed in tree order: sklearn's threaded predict_proba
@@ -152,6 +153,8 @@ def time_series_cv(
     Note 002: a CV failure (too few rows, a fold with one class) skips CV with a warning; the
     model itself is still trained.
     """
+    from sklearn.model_selection import TimeSeriesSplit
+
     accuracies = []
     try:
         splitter = TimeSeriesSplit(n_splits=config.folds, gap=gap)

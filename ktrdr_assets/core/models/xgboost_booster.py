@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 import numpy as np
-import xgboost as xgb
 from pydantic import Field
 
 from ktrdr_assets.core.config.base import StrictConfig
@@ -75,6 +74,8 @@ def train_xgboost(
     `cv_data` (the chronological, un-augmented train rows; default: the training arrays) with `cv_gap`
     purged rows, unless `run_cv` is False (inside a walk-forward fold).
     """
+    import xgboost as xgb
+
     start = time.perf_counter()
     X_train, y_train, X_val, y_val, warnings = check_tree_inputs(X_train, y_train, X_val, y_val)
     params = _xgb_params(config, seed)

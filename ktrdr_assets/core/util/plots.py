@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+if TYPE_CHECKING:  # imported when a figure is drawn: the code location loads without matplotlib
+    from matplotlib.figure import Figure
 
 
 def new_figure(width: float = 8, height: float = 3.2) -> Figure:
     """A matplotlib Figure with its own Agg canvas (no pyplot global state, safe in any thread)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width, height), dpi=90)
     FigureCanvasAgg(fig)
     return fig

@@ -16,7 +16,7 @@ import torch
 
 from ktrdr_assets.core.config.models import GatesConfig
 from ktrdr_assets.core.data.splits import LABEL
-from ktrdr_assets.core.models import persistence, pooled
+from ktrdr_assets.core.models import pooled
 from ktrdr_assets.core.models.loading import load_predictor
 from ktrdr_assets.core.models.pooled import (
     SymbolData,
@@ -178,7 +178,7 @@ def test_evaluated_per_symbol_and_reloaded_with_weights_only(
     assert any("unknown-asset embedding" in w for w in record.result["warnings"]) is not seen
     calls = []
     real_load = torch.load
-    monkeypatch.setattr(persistence.torch, "load", lambda *a, **kw: calls.append(kw) or real_load(*a, **kw))
+    monkeypatch.setattr(torch, "load", lambda *a, **kw: calls.append(kw) or real_load(*a, **kw))  # where it loads
     predict, lookback = load_predictor(tmp_path / symbol)
     assert calls and all(kw.get("weights_only") is True for kw in calls)
     splits = inputs[symbol].splits  # its own validation and test rows, with its own scaler

@@ -15,7 +15,6 @@ from torch import nn
 
 from ktrdr_assets.core.config.errors import StrategyError
 from ktrdr_assets.core.config.models import ModelsConfig
-from ktrdr_assets.core.models import persistence
 from ktrdr_assets.core.models.attention_lstm import AttentionLSTMClassifier, AttentionLSTMConfig
 from ktrdr_assets.core.models.cnn_lstm import CNNLSTMClassifier, CNNLSTMConfig
 from ktrdr_assets.core.models.gru import GRUClassifier, GRUConfig
@@ -133,7 +132,7 @@ def test_trains_on_msft_and_reloads_with_weights_only(
     assert state and all(isinstance(v, torch.Tensor) for v in state.values())
     calls = []
     real_load = torch.load
-    monkeypatch.setattr(persistence.torch, "load", lambda *a, **kw: calls.append(kw) or real_load(*a, **kw))
+    monkeypatch.setattr(torch, "load", lambda *a, **kw: calls.append(kw) or real_load(*a, **kw))  # where it loads
     predict, lookback = load_predictor(run_dir)
     assert calls and all(kw.get("weights_only") is True for kw in calls)
     assert lookback == config.lookback

@@ -125,7 +125,8 @@ def test_manifest_schema_and_counts():
         "AAPL": select_model("AAPL", {"RandomForest": result(0.70)}, GATES),
     }
     manifest = build_manifest(selections, GATES, timestamp="2025-10-19T12:00:00+00:00")
-    assert set(manifest) == {"timestamp", "selection_criteria", "selections", "summary"}
+    assert set(manifest) == {"timestamp", "selection_criteria", "selections", "retired", "summary"}
+    assert manifest["retired"] == {}
     assert manifest["timestamp"] == "2025-10-19T12:00:00+00:00"
     assert manifest["selection_criteria"] == {
         "evidence": "walk-forward out-of-fold predictions; the holdout is reported, never used",
@@ -146,6 +147,7 @@ def test_manifest_schema_and_counts():
         "models_selected": 2,
         "manual_review_needed": 1,
         "stale_selections": 0,
+        "retired_symbols": 0,
     }
     assert json.loads(json.dumps(manifest, allow_nan=False)) == manifest
 
@@ -206,6 +208,7 @@ def test_merge_selections_keeps_unattempted_symbols_and_counts_stale():
         "models_selected": 2,
         "manual_review_needed": 0,
         "stale_selections": 1,
+        "retired_symbols": 0,
     }
     assert merge_selections(None, {"EURUSD": NONE}) == {"EURUSD": NONE}
 
