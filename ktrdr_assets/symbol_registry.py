@@ -38,7 +38,8 @@ def register_symbols(instance: dg.DagsterInstance, symbols: Iterable[str] | None
     the ones added. Keys are validated first. Safe when two processes register the same key at once."""
     wanted = sorted(discover_sources()) if symbols is None else sorted({validate_symbol(s) for s in symbols})
     for attempt in range(3):
-        missing = [symbol for symbol in wanted if symbol not in registered_symbols(instance)]
+        registered = registered_symbols(instance)  # one query, whatever the number of symbols
+        missing = [symbol for symbol in wanted if symbol not in registered]
         if not missing:
             return []
         try:
