@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field
 
 from ktrdr_assets.core.models.sequence_nets import SequenceConfig, window_spec
+from ktrdr_assets.core.util.lazy import lazy_exports
 
 
 class AttentionLSTMConfig(SequenceConfig):
@@ -22,13 +23,8 @@ def build_net(config: Any, n_features: int) -> Any:
     return AttentionLSTMClassifier.from_config(config, n_features)
 
 
-def __getattr__(name: str) -> Any:
-    """`AttentionLSTMClassifier` lives in attention_lstm_net.py (torch is imported when it is first asked for)."""
-    if name == "AttentionLSTMClassifier":
-        from ktrdr_assets.core.models.attention_lstm_net import AttentionLSTMClassifier
-
-        return AttentionLSTMClassifier
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# `AttentionLSTMClassifier` lives in attention_lstm_net.py: torch is imported when it is first asked for.
+__getattr__ = lazy_exports(__name__, "ktrdr_assets.core.models.attention_lstm_net", ["AttentionLSTMClassifier"])
 
 
 SPEC = window_spec(

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field, ValidationInfo, field_validator
 
 from ktrdr_assets.core.models.sequence_nets import SequenceConfig, window_spec
+from ktrdr_assets.core.util.lazy import lazy_exports
 
 
 class CNNLSTMConfig(SequenceConfig):
@@ -41,13 +42,8 @@ def build_net(config: Any, n_features: int) -> Any:
     return CNNLSTMClassifier.from_config(config, n_features)
 
 
-def __getattr__(name: str) -> Any:
-    """`CNNLSTMClassifier` lives in cnn_lstm_net.py (torch is imported when it is first asked for)."""
-    if name == "CNNLSTMClassifier":
-        from ktrdr_assets.core.models.cnn_lstm_net import CNNLSTMClassifier
-
-        return CNNLSTMClassifier
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# `CNNLSTMClassifier` lives in cnn_lstm_net.py: torch is imported when it is first asked for.
+__getattr__ = lazy_exports(__name__, "ktrdr_assets.core.models.cnn_lstm_net", ["CNNLSTMClassifier"])
 
 
 SPEC = window_spec(

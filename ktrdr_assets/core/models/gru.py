@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from ktrdr_assets.core.models.sequence_nets import Pooling, SequenceConfig, window_spec
+from ktrdr_assets.core.util.lazy import lazy_exports
 
 
 class GRUConfig(SequenceConfig):
@@ -21,13 +22,8 @@ def build_net(config: Any, n_features: int) -> Any:
     return GRUClassifier.from_config(config, n_features)
 
 
-def __getattr__(name: str) -> Any:
-    """`GRUClassifier` lives in gru_net.py (torch is imported when it is first asked for)."""
-    if name == "GRUClassifier":
-        from ktrdr_assets.core.models.gru_net import GRUClassifier
-
-        return GRUClassifier
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# `GRUClassifier` lives in gru_net.py: torch is imported when it is first asked for.
+__getattr__ = lazy_exports(__name__, "ktrdr_assets.core.models.gru_net", ["GRUClassifier"])
 
 
 SPEC = window_spec(

@@ -18,6 +18,7 @@ from ktrdr_assets.core.models.base import (
     check_trainable,
 )
 from ktrdr_assets.core.models.spec import ModelSpec
+from ktrdr_assets.core.util.lazy import lazy_exports
 
 
 class LSTMConfig(TorchTrainingConfig):
@@ -30,13 +31,8 @@ class LSTMConfig(TorchTrainingConfig):
     patience: int = Field(15, ge=1)
 
 
-def __getattr__(name: str) -> Any:
-    """`LSTMClassifier` lives in lstm_net.py (torch is imported when it is first asked for)."""
-    if name == "LSTMClassifier":
-        from ktrdr_assets.core.models.lstm_net import LSTMClassifier
-
-        return LSTMClassifier
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# `LSTMClassifier` lives in lstm_net.py: torch is imported when it is first asked for.
+__getattr__ = lazy_exports(__name__, "ktrdr_assets.core.models.lstm_net", ["LSTMClassifier"])
 
 
 def fit(arrays: SplitArrays, config: LSTMConfig, context: FitContext) -> FittedModel:

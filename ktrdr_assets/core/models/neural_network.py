@@ -17,6 +17,7 @@ from ktrdr_assets.core.models.base import (
     check_trainable,
 )
 from ktrdr_assets.core.models.spec import ModelSpec
+from ktrdr_assets.core.util.lazy import lazy_exports
 
 
 class NeuralNetworkConfig(TorchTrainingConfig):
@@ -26,13 +27,8 @@ class NeuralNetworkConfig(TorchTrainingConfig):
     label_smoothing: float = Field(0.2, ge=0, lt=1)
 
 
-def __getattr__(name: str) -> Any:
-    """`MLPClassifier` lives in mlp_net.py (torch is imported when it is first asked for)."""
-    if name == "MLPClassifier":
-        from ktrdr_assets.core.models.mlp_net import MLPClassifier
-
-        return MLPClassifier
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# `MLPClassifier` lives in mlp_net.py: torch is imported when it is first asked for.
+__getattr__ = lazy_exports(__name__, "ktrdr_assets.core.models.mlp_net", ["MLPClassifier"])
 
 
 def fit(arrays: SplitArrays, config: NeuralNetworkConfig, context: FitContext) -> FittedModel:

@@ -40,6 +40,7 @@ from ktrdr_assets.core.models.base import (
 from ktrdr_assets.core.models.persistence import load_torch_state, save_json, save_torch_state
 from ktrdr_assets.core.models.spec import ModelSpec
 from ktrdr_assets.core.training.analytics_export import ALERTS_TXT, DETAILED_JSON, METRICS_CSV
+from ktrdr_assets.core.util.lazy import lazy_exports
 
 POOLED_PREFIX = "pooled_"
 UNKNOWN_ASSET_ID = 0
@@ -53,12 +54,8 @@ _ANALYTICS_FILES = (METRICS_CSV, DETAILED_JSON, ALERTS_TXT)
 _TORCH_NAMES = ("PooledNet", "with_asset_id", "build_pooled_net", "pooled_predictor")
 
 
-def __getattr__(name: str) -> Any:
-    if name in _TORCH_NAMES:
-        from ktrdr_assets.core.models import pooled_torch
-
-        return getattr(pooled_torch, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The torch names of pooled_torch.py, imported when first asked for.
+__getattr__ = lazy_exports(__name__, "ktrdr_assets.core.models.pooled_torch", _TORCH_NAMES)
 
 
 @functools.cache

@@ -27,6 +27,7 @@ from ktrdr_assets.core.models.base import (
     check_trainable,
 )
 from ktrdr_assets.core.models.spec import ModelSpec
+from ktrdr_assets.core.util.lazy import lazy_exports
 
 #: The torch blocks live in sequence_blocks.py (imported when a net is built, not when the registry loads).
 _BLOCKS = ("RecurrentBlocks", "TemporalAttention", "pool_time", "check_sequence_input")
@@ -47,13 +48,8 @@ class SequenceConfig(TorchTrainingConfig):
     patience: int = Field(15, ge=1)
 
 
-def __getattr__(name: str) -> Any:
-    """The torch blocks (`RecurrentBlocks`, ...), from sequence_blocks.py, imported when first asked for."""
-    if name in _BLOCKS:
-        from ktrdr_assets.core.models import sequence_blocks
-
-        return getattr(sequence_blocks, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The torch names of sequence_blocks.py, imported when first asked for.
+__getattr__ = lazy_exports(__name__, "ktrdr_assets.core.models.sequence_blocks", _BLOCKS)
 
 
 def fit_windows(spec: ModelSpec, arrays: SplitArrays, config: Any, context: FitContext) -> FittedModel:
