@@ -135,7 +135,7 @@ def _check_metadata(gate) -> dict:
     return metadata
 
 
-def _gate_results(record: TrainingRecord, gates) -> list[dg.AssetCheckResult]:
+def _gate_results(record: TrainingRecord, gates, n_models: int) -> list[dg.AssetCheckResult]:
     return [
         dg.AssetCheckResult(
             check_name=gate.name,
@@ -144,7 +144,7 @@ def _gate_results(record: TrainingRecord, gates) -> list[dg.AssetCheckResult]:
             description=gate.description,
             metadata=_check_metadata(gate),
         )
-        for gate in evaluate_gates(record.result, gates)
+        for gate in evaluate_gates(record.result, gates, n_models)
     ]
 
 
@@ -177,11 +177,16 @@ def disabled_output(context: dg.AssetExecutionContext, name: str, reason: str) -
     return dg.Output(None, output_name=name, metadata={"status": reason})
 
 
-def model_outputs(context: dg.AssetExecutionContext, name: str, record: TrainingRecord, gates, metadata: dict):
-    """The record as the asset's output, then the gate checks the run selected."""
+def model_outputs(
+    context: dg.AssetExecutionContext, name: str, record: TrainingRecord, strategy: StrategyResource, metadata: dict
+):
+    """The record as the asset's output, then the gate checks the run selected: the symbol's gates, tested
+    at the Bonferroni level of the model types competing for it (as model_selection judges them)."""
     yield dg.Output(record.to_stored(), output_name=name, metadata=metadata)
     selected = {key.name for key in context.selected_asset_check_keys}
-    yield from (check for check in _gate_results(record, gates) if check.check_name in selected)
+    symbol = context.partition_key
+    checks = _gate_results(record, strategy.for_symbol(symbol).gates, strategy.competing_models(symbol))
+    yield from (check for check in checks if check.check_name in selected)
 
 
 def run_training(
@@ -264,7 +269,7 @@ def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                 features=features,
             ),
         )
-        yield from model_outputs(context, name, record, config.gates, metadata)
+        yield from model_outputs(context, name, record, strategy, metadata)
 
     return _model
 

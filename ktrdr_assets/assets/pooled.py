@@ -1,13 +1,16 @@
 """Pooled multi-symbol models in Dagster (design note 003).
 
 - `pooled_models` (not partitioned): one network per pooled type (`models.pooled.model_types`) trained on
-  every symbol with the same feature names; it depends on ALL partitions of `temporal_splits` and
-  `augmented_train_set` (a cross-partition dependency, drawn in the UI). Symbols left out, and why, are in
-  its metadata. The weekly retraining rebuilds it once, after every symbol's run (`jobs/pooled.py`).
+  every symbol with the same feature names, then its pooled walk-forward (calendar-aligned folds, one
+  pooled network per fold: core/selection/pooled_walk_forward.py) for every symbol's evidence; it depends
+  on ALL partitions of `features`, `temporal_splits` and `augmented_train_set` (a cross-partition
+  dependency, drawn in the UI). Symbols left out, and why, are in its metadata. The weekly retraining
+  rebuilds it once, after every symbol's run (`jobs/pooled.py`).
 - `pooled_<type>_model` (per symbol): that network evaluated on the symbol's own validation and test rows,
-  with the same gate checks as the per-symbol models, and a candidate in the symbol's `model_selection`.
-  It has no walk-forward of its own yet, so the evidence-based gates reject it (gates.NO_EVIDENCE): it
-  competes, is reported and backtested, but is not deployed until it gets one.
+  judged by the same gates on the symbol's pooled walk-forward evidence, and a candidate in the symbol's
+  `model_selection`. A symbol without that evidence (not pooled, or tested in fewer than
+  `models.pooled.min_evidence_folds` calendar folds) is reported with the reason and fails the gates
+  (gates.NO_EVIDENCE): it is never deployed on the holdout alone.
   A symbol that was not in the pooled training is scored through the unknown-asset embedding row, and its
   metadata says so. When it cannot evaluate (no pooled model yet, trained on other data or config, another
   feature set, an error) it reports why and materializes no record: it never fails the symbol's run.
@@ -31,6 +34,7 @@ from ktrdr_assets.core.models.pooled import (
     SymbolData,
     evaluate_pooled,
     evaluation_status,
+    evidence_status,
     pooled_run_folder,
     pooled_strategy,
     skipped,
@@ -50,15 +54,16 @@ _EVERY_SYMBOL = dg.AllPartitionMapping()
 
 
 def symbol_data(symbols: list[str]) -> tuple[dict[str, SymbolData], dict[str, str]]:
-    """({symbol: its stored splits and augmented set}, {symbol without them: why})."""
+    """({symbol: its stored splits, augmented set and features}, {symbol without them: why})."""
     data, missing = {}, {}
     for symbol in symbols:
         splits = read_asset_if_present("temporal_splits", symbol)
         augmented = read_asset_if_present("augmented_train_set", symbol)
-        if splits is None or augmented is None:
-            missing[symbol] = "its temporal_splits / augmented_train_set are not materialized"
+        features = read_asset_if_present("features", symbol)
+        if splits is None or augmented is None or features is None:
+            missing[symbol] = "its features / temporal_splits / augmented_train_set are not materialized"
         else:
-            data[symbol] = SymbolData(splits, augmented)
+            data[symbol] = SymbolData(splits, augmented, features)
     return data, missing
 
 
@@ -68,7 +73,7 @@ def _stored(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def _summary_metadata(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    rows, left_out = [], []
+    rows, left_out, no_evidence = [], [], []
     for model_type, summary in summaries.items():
         symbols = ", ".join(summary.get("symbols", {})) or "-"
         rows.append(
@@ -79,14 +84,20 @@ def _summary_metadata(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 summary.get("details", {}).get("epochs_run"),
                 summary.get("mean_epoch_seconds"),
                 summary.get("duration_s"),
+                len((summary.get("evidence") or {}).get("with_evidence", ())),
+                (summary.get("evidence") or {}).get("seconds"),
                 summary.get("reason") or summary.get("error") or "",
             )
         )
+        without = (summary.get("evidence") or {}).get("without_evidence", {})
+        no_evidence += [(model_type, symbol, why) for symbol, why in without.items()]
         left_out += [(model_type, symbol, why) for symbol, why in summary.get("excluded", {}).items()]
-    header = ["type", "status", "symbols", "epochs", "s / epoch", "training s", "note"]
+    header = ["type", "status", "symbols", "epochs", "s / epoch", "training s", "with evidence", "walk-forward s"]
+    header.append("note")
     return {
-        "pooled": md_table(header, rows, float_format=".2f", align="lllrrrl"),
+        "pooled": md_table(header, rows, float_format=".2f", align="lllrrrrrl"),
         "left_out": md_table(["type", "symbol", "reason"], left_out) if left_out else "none",
+        "without_evidence": md_table(["type", "symbol", "reason"], no_evidence) if no_evidence else "none",
         "summary": json_value(summaries),
     }
 
@@ -95,13 +106,15 @@ def _summary_metadata(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
     name=POOLED_MODELS,
     group_name="pooled",
     deps=[
+        dg.AssetDep("features", partition_mapping=_EVERY_SYMBOL),
         dg.AssetDep("temporal_splits", partition_mapping=_EVERY_SYMBOL),
         dg.AssetDep("augmented_train_set", partition_mapping=_EVERY_SYMBOL),
     ],
     pool=GPU_POOL,
     kinds={"pytorch"},
     description="One network per pooled model type, trained on the train rows of every symbol with the same "
-    "feature names (asset-id embedding); splits, scalers and augmentation stay per symbol.",
+    "feature names (asset-id embedding), then its calendar-aligned pooled walk-forward for every symbol's "
+    "evidence; splits, scalers and augmentation stay per symbol.",
 )
 def pooled_models(context: dg.AssetExecutionContext, strategy: StrategyResource, mlflow: MlflowTracking):
     base = strategy.load()
@@ -163,6 +176,7 @@ def build_pooled_model_asset(spec: PooledModelSpec) -> dg.AssetsDefinition:
         mlflow: MlflowTracking,
         temporal_splits: TemporalSplits,
         augmented_train_set: pd.DataFrame,
+        features: pd.DataFrame,
     ):
         symbol = context.partition_key
         config, base = strategy.for_symbol(symbol), strategy.load()
@@ -174,7 +188,7 @@ def build_pooled_model_asset(spec: PooledModelSpec) -> dg.AssetsDefinition:
         # Nothing here may fail the symbol's run: the selection after it would be skipped. A bad config or
         # a broken pooled model is reported (and fails the asset that trains, pooled_models), never fatal.
         try:
-            current = config_fingerprint(spec.parse_config(base.models, source), base.seed)
+            current = config_fingerprint(spec.parse_config(base.models, source), base.seed, base.evaluation)
             reason = evaluation_status(summary, symbol, temporal_splits, current)
             if reason is None:
                 record, metadata = run_training(
@@ -193,6 +207,7 @@ def build_pooled_model_asset(spec: PooledModelSpec) -> dg.AssetsDefinition:
                         strategy_source=source,
                         tracker=tracker,
                         progress=context.log.info,
+                        features=features,
                     ),
                 )
         except Exception as err:
@@ -205,9 +220,10 @@ def build_pooled_model_asset(spec: PooledModelSpec) -> dg.AssetsDefinition:
         metadata["asset_embedding"] = pooled["asset_embedding"]
         metadata["pooled_symbols"] = ", ".join(pooled["symbols"])
         metadata["pooled_run_dir"] = dg.MetadataValue.path(pooled["run_dir"])
+        metadata["pooled_evidence"] = evidence_status(summary, symbol)
         if pooled["asset_embedding"] != "trained":
             context.log.warning(f"{symbol} was not in the pooled training: scored through the unknown-asset row")
-        yield from model_outputs(context, name, record, config.gates, metadata)
+        yield from model_outputs(context, name, record, strategy, metadata)
 
     return _evaluate
 

@@ -14,15 +14,12 @@ import pandas as pd
 
 from ktrdr_assets.assets.manifest_inputs import MANIFEST_POOL, manifest_path, rebuild_deployment_manifest
 from ktrdr_assets.core.config.errors import StrategyError
-from ktrdr_assets.core.config.models import ModelsConfig
 from ktrdr_assets.core.data.calendar import infer_market
 from ktrdr_assets.core.data.signals import Signal
 from ktrdr_assets.core.data.splits import TemporalSplits
 from ktrdr_assets.core.models.loading import predict_part
-from ktrdr_assets.core.models.pooled_net import PooledModelSpec
 from ktrdr_assets.core.models.registry import candidate_specs, model_specs, pooled_specs
 from ktrdr_assets.core.models.run_folder import RunFolder
-from ktrdr_assets.core.models.spec import ModelSpec
 from ktrdr_assets.core.models.training_runs import config_fingerprint, splits_fingerprint
 from ktrdr_assets.core.selection.backtest import periods_per_year_for_market, run_backtest
 from ktrdr_assets.core.selection.candidate_backtests import oof_backtests
@@ -50,35 +47,15 @@ def latest_records(symbol: str) -> dict[str, dict[str, Any] | None]:
     return records | {model_type: record for model_type, record in pooled.items() if record is not None}
 
 
-def _strategy_models(strategy: StrategyResource, symbol: str, spec: ModelSpec) -> tuple[ModelsConfig, int, Any]:
-    """(models, seed, walk-forward settings) a model of `spec` is trained and judged with: the symbol's; for
-    the one pooled network of all symbols, the base strategy's models and seed with the symbol's evaluation
-    settings (what its per-symbol record is fingerprinted with: core/models/pooled.py `pooled_strategy`)."""
-    config = strategy.for_symbol(symbol)
-    if isinstance(spec, PooledModelSpec):
-        base = strategy.load()
-        return base.models, base.seed, config.evaluation
-    return config.models, config.seed, config.evaluation
-
-
 def _config_fingerprints(strategy: StrategyResource, symbol: str) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for spec in candidate_specs():
-        models, seed, evaluation = _strategy_models(strategy, symbol, spec)
+        models, seed, evaluation = strategy.models_for(symbol, spec)
         try:
             out[spec.model_type] = config_fingerprint(spec.parse_config(models), seed, evaluation)
         except StrategyError:
             out[spec.model_type] = None
     return out
-
-
-def _disabled(strategy: StrategyResource, symbol: str) -> set[str]:
-    """The model types the strategy switched off for `symbol` (not candidates, whatever is on disk)."""
-    return {
-        spec.model_type
-        for spec in candidate_specs()
-        if not spec.is_enabled(_strategy_models(strategy, symbol, spec)[0])
-    }
 
 
 def training_analytics(context: dg.AssetExecutionContext) -> dg.Output:
@@ -159,7 +136,7 @@ def model_selection(
         records,
         splits_fingerprint(temporal_splits),
         _config_fingerprints(strategy, symbol),
-        _disabled(strategy, symbol),
+        strategy.disabled_types(symbol),
     )
     trained = {name: result for name, result in candidates.items() if result is not None}
     calendar = calendar_for(symbol, config, ohlcv)
@@ -172,7 +149,8 @@ def model_selection(
         trials["total"],
     )
     sharpe = {name: entry["sharpe"] for name, entry in backtests.items()}
-    selection = select_model(symbol, candidates, config.gates, n_models=len(model_specs()), sharpe=sharpe)
+    competing = strategy.competing_models(symbol)
+    selection = select_model(symbol, candidates, config.gates, n_models=competing, sharpe=sharpe)
     selection["selection_criteria"] = selection_criteria(config.gates)  # this symbol's own gates, for the manifest
     for name, reason in excluded.items():
         selection["rejected"][name] = [f"not a candidate: {reason}"]

@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
                 result = results[symbol, spec.model_type] = record["result"]
                 evidence = result.get("evidence") or {}
                 oof = evidence.get("oof", {})
-                failed = [g.name for g in evaluate_gates(result, gates) if not g.passed]
+                competing = resource.competing_models(symbol)
+                failed = [g.name for g in evaluate_gates(result, gates, competing) if not g.passed]
                 pooled = result.get("pooled")
                 seconds = pooled["training_seconds"] if pooled else result["training_cost"]["total_seconds"]
                 rows.append(

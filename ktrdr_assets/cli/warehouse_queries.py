@@ -17,7 +17,8 @@ from ktrdr_assets.cli.query_errors import NotFound, StoreUnavailable, one_line
 from ktrdr_assets.cli.training_queries import validate_symbol_key
 from ktrdr_assets.core.config.errors import StrategyError
 from ktrdr_assets.core.config.loader import load_strategy
-from ktrdr_assets.core.models.registry import model_specs
+from ktrdr_assets.core.models.registry import candidate_specs
+from ktrdr_assets.core.selection.candidates import competing_models
 from ktrdr_assets.core.selection.gates import evaluate_gates
 from ktrdr_assets.core.util.jsonsafe import to_jsonable
 from ktrdr_assets.io import read_asset
@@ -42,9 +43,9 @@ def _read(asset: str, symbol: str | None) -> Any:
     raise NotFound(f"no {asset} for {symbol} under {warehouse_dir()} yet: materialize it first (materialize_symbol)")
 
 
-def _gates_of(record: dict[str, Any], gates: Any) -> list[dict[str, Any]] | str:
+def _gates_of(record: dict[str, Any], gates: Any, n_models: int) -> list[dict[str, Any]] | str:
     try:
-        return [asdict(gate) for gate in evaluate_gates(record["result"], gates)]
+        return [asdict(gate) for gate in evaluate_gates(record["result"], gates, n_models)]
     except (KeyError, TypeError, ValueError) as err:
         return f"gates cannot be evaluated: {one_line(err)}"
 
@@ -56,12 +57,13 @@ def model_selection(symbol: str, strategy_path: Path | None = None) -> dict[str,
     selection = _read("model_selection", symbol)
     path = strategy_path or default_strategy_path()
     try:
-        gates = load_strategy(path).for_symbol(symbol).gates
+        base = load_strategy(path)
+        gates, competing = base.for_symbol(symbol).gates, competing_models(base, symbol)
     except StrategyError as err:
         raise StoreUnavailable(f"strategy {path}: {one_line(err)}") from None
     chosen = selection.get("selected_model")
     models: dict[str, Any] = {}
-    for spec in model_specs():
+    for spec in candidate_specs():
         model_type = spec.model_type
         try:
             record = read_asset(spec.asset_name, symbol)
@@ -74,7 +76,7 @@ def model_selection(symbol: str, strategy_path: Path | None = None) -> dict[str,
             "model_name": name,
             "verdict": "selected" if name == chosen else ("rejected" if reasons else "passed"),
             "reasons": reasons,
-            "gates": _gates_of(record, gates),
+            "gates": _gates_of(record, gates, competing),
             "mlflow_run_id": record.get("mlflow_run_id"),
             "run_dir": record.get("run_dir"),
         }

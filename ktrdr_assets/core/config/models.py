@@ -71,6 +71,12 @@ class PooledConfig(StrictConfig):
         0.1, ge=0, lt=1, description="share of training samples shown with the unknown asset's id (row 0)"
     )
     min_symbols: int = Field(2, ge=1, description="fewer compatible symbols than this: nothing is pooled")
+    min_evidence_folds: int = Field(
+        2,
+        ge=2,
+        description="calendar folds of the pooled walk-forward a symbol must be tested in to have evidence "
+        "(fewer: its pooled candidate fails the gates for lack of evidence)",
+    )
     overrides: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per type, settings merged over models.<type> for the pooled network"
     )
@@ -141,9 +147,7 @@ class GatesConfig(StrictConfig):
 
     max_gap: float = Field(0.20, gt=0, le=1, description="mean over folds of train - validation accuracy")
     min_accuracy: float = Field(0.55, ge=0, le=1, description="pooled out-of-fold accuracy floor")
-    alpha: float = Field(
-        0.01, gt=0, lt=1, description="one-sided exact binomial test against the best naive baseline"
-    )
+    alpha: float = Field(0.01, gt=0, lt=1, description="one-sided exact binomial test against the best naive baseline")
     multiple_testing: Literal["bonferroni", "none"] = Field(
         "bonferroni", description="bonferroni: each model is tested at alpha / number of model types"
     )

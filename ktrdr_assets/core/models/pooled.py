@@ -10,11 +10,16 @@ part, never crossing a symbol or part boundary) and early-stops on the symbols' 
 per-symbol model. No validation or test row of any symbol is a training sample; `PooledSet.rows` records
 which rows were.
 
+Evidence: with every symbol's features frame, `train_pooled` also runs the pooled walk-forward
+(core/selection/pooled_walk_forward.py: calendar-aligned folds, one pooled network per fold) and saves each
+symbol's out-of-fold predictions and evidence in the training folder.
+
 Evaluation is per symbol, on that symbol's own parts: `evaluate_pooled` runs
 `training_runs.train_model` for the pooled model type (`pooled_<type>`), which binds the trained network
-to the symbol's id (`pooled_net.bind_pooled_model`), so results, gates and selection are the per-symbol
-models' own. It runs no walk-forward (no `features`): the result has no `evidence`, and the gates reject it
-with gates.NO_EVIDENCE until the pooled training gets a walk-forward of its own.
+to the symbol's id (`pooled_net.bind_pooled_model`), with that symbol's pooled walk-forward evidence, so
+results, gates and selection are the per-symbol models' own. A symbol without pooled evidence (not in the
+pooled training, or tested in too few calendar folds) is judged without it: the gates reject it
+(gates.NO_EVIDENCE).
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ class SymbolData:
 
     splits: TemporalSplits
     augmented: pd.DataFrame
+    features: pd.DataFrame | None = None  # the unscaled features frame: the pooled walk-forward's input
 
 
 @dataclass
@@ -117,26 +123,14 @@ def asset_id_map(symbols: list[str]) -> dict[str, int]:
     return {symbol: i for i, symbol in enumerate(sorted(symbols), start=UNKNOWN_ASSET_ID + 1)}
 
 
-def _samples(
-    spec: PooledModelSpec, X: np.ndarray, y: np.ndarray, lookback: int, asset_id: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    import torch
-
-    from ktrdr_assets.core.models.pooled_torch import with_asset_id
-    from ktrdr_assets.core.training.windows import WindowDataset
-
-    if spec.uses_sequences:
-        windows = WindowDataset(X, y, lookback)  # windows of one symbol's one part: no boundary crossed
-        return with_asset_id(windows.windows, asset_id), windows.labels
-    return with_asset_id(X, asset_id), torch.as_tensor(y, dtype=torch.long)
-
-
 def pooled_sets(
     spec: PooledModelSpec, lookback: int, data: Mapping[str, SymbolData], ids: Mapping[str, int]
 ) -> tuple[PooledSet, PooledSet]:
     """(training set, validation set) of the pooled symbols: each symbol's fit set (its augmented train set,
     or its chronological train part for a sequence type) and its validation part, each with its id."""
     import torch
+
+    from ktrdr_assets.core.models.pooled_torch import pooled_samples
 
     sets: dict[str, list] = {"train": [], "validation": []}
     rows: dict[str, dict[str, pd.Index]] = {"train": {}, "validation": {}}
@@ -148,7 +142,7 @@ def pooled_sets(
             ("train", (arrays.fit_X, arrays.fit_y), fit_index),
             ("validation", arrays.parts["validation"], splits.validation.index),
         ):
-            sets[part].append((symbol, *_samples(spec, X, y, lookback, ids[symbol])))
+            sets[part].append((symbol, *pooled_samples(spec.uses_sequences, X, y, lookback, ids[symbol])))
             rows[part][symbol] = index
     out = []
     for part in ("train", "validation"):
@@ -195,7 +189,9 @@ def train_pooled(
 
     `strategy` is the base strategy (no symbol's overrides): its `models.<type>`, `models.pooled` and seed.
     Returns a 'skipped' summary (nothing written) when fewer than `models.pooled.min_symbols` symbols are
-    compatible. Raises StrategyError for a bad config and ModelTrainingError when training fails.
+    compatible. With the symbols' features the pooled walk-forward follows (its evidence per symbol saved
+    under `run_dir/walk_forward/`). Raises StrategyError for a bad config and ModelTrainingError when
+    training fails.
     """
     from ktrdr_assets.core.models.pooled_torch import build_pooled_net
 
@@ -253,13 +249,15 @@ def train_pooled(
         "lookback": lookback,
         "config": info["config"],
         "seed": seed,
-        "config_fingerprint": config_fingerprint(config, seed),
+        "config_fingerprint": config_fingerprint(config, seed, strategy.evaluation),
         "details": {k: fitted.details[k] for k in ("device", "device_name", "stop_reason", "best_epoch", "epochs_run")},
         "duration_s": duration,
         "mean_epoch_seconds": float(np.mean(epoch_seconds)) if epoch_seconds else None,
         "mlflow_run_id": tracker.run_id,
         "history": fitted.history,
     }
+    pooled_data = {symbol: data[symbol] for symbol in symbols}
+    summary["evidence"] = _pooled_evidence(spec, config, pooled_data, names, ids, strategy, folder.path, info, progress)
     save_json(folder.file(SUMMARY_FILE), summary)
     png = learning_curves_png(fitted.history, f"pooled {spec.display_name} ({len(symbols)} symbols)")
     write_bytes_atomic(folder.file(RunFolder.LEARNING_CURVES), png)
@@ -269,6 +267,45 @@ def train_pooled(
     )
     tracker.log_artifacts(folder.path)
     return to_jsonable(summary)
+
+
+def _pooled_evidence(
+    spec: PooledModelSpec,
+    config: Any,
+    data: Mapping[str, SymbolData],
+    names: list[str],
+    ids: Mapping[str, int],
+    strategy: StrategyConfig,
+    run_dir: Path,
+    info: dict[str, Any],
+    progress: Callable[[str], None] | None,
+) -> dict[str, Any]:
+    """Run and save the pooled walk-forward of the pooled symbols (`data`) that have their features; its
+    summary."""
+    from ktrdr_assets.core.selection.pooled_walk_forward import (
+        SymbolSeries,
+        pooled_walk_forward,
+        save_pooled_evidence,
+    )
+
+    without = {s: "its features frame was not given to the pooled training" for s in data if data[s].features is None}
+    series = {s: SymbolSeries.of(d.features, d.splits, strategy) for s, d in data.items() if d.features is not None}
+    if not series:
+        return {"without_evidence": without}
+    evidence = pooled_walk_forward(
+        spec,
+        config,
+        series,
+        names,
+        {s: ids[s] for s in series},
+        strategy,
+        run_info=info,
+        progress=progress or log.info,
+    )
+    save_pooled_evidence(run_dir, evidence)
+    summary = evidence.summary()
+    summary["without_evidence"] = {**without, **summary["without_evidence"]}
+    return summary
 
 
 def evaluation_status(
@@ -296,8 +333,9 @@ def evaluation_status(
 
 
 def pooled_strategy(symbol_strategy: StrategyConfig, base: StrategyConfig) -> StrategyConfig:
-    """`symbol_strategy` with the base strategy's models and seed: the pooled network's own."""
-    return symbol_strategy.model_copy(update={"models": base.models, "seed": base.seed})
+    """`symbol_strategy` with the base strategy's models, seed and walk-forward settings: the pooled
+    network's own (its evidence was produced under them)."""
+    return symbol_strategy.model_copy(update={"models": base.models, "seed": base.seed, "evaluation": base.evaluation})
 
 
 def evaluate_pooled(
@@ -312,9 +350,13 @@ def evaluate_pooled(
     strategy_source: str = "<strategy>",
     tracker: Tracker | None = None,
     progress: Callable[[str], None] | None = None,
+    features: pd.DataFrame | None = None,
 ) -> TrainingRecord:
     """The pooled model of `summary` evaluated on `symbol`'s own parts, saved in `run_dir` as a run of the
-    pooled model type (`strategy`: the symbol's strategy with the pooled models and seed)."""
+    pooled model type (`strategy`: the symbol's strategy with the pooled models, seed and evaluation), with
+    `symbol`'s pooled walk-forward evidence when the pooled training produced some for it."""
+    from ktrdr_assets.core.selection.pooled_walk_forward import load_pooled_evidence
+
     return train_model(
         summary["pooled_type"],
         splits,
@@ -326,7 +368,20 @@ def evaluate_pooled(
         strategy_source=strategy_source,
         tracker=tracker,
         progress=progress,
+        features=features,
+        evidence_result=load_pooled_evidence(Path(summary["run_dir"]), symbol),
     )
+
+
+def evidence_status(summary: Mapping[str, Any], symbol: str) -> str:
+    """What the pooled walk-forward says of `symbol`: 'walk-forward evidence' or why it has none."""
+    evidence = summary.get("evidence") or {}
+    if symbol in evidence.get("with_evidence", ()):
+        return "pooled walk-forward evidence"
+    if symbol not in summary.get("symbols", {}):
+        return "no evidence: not in the pooled training (scored through the unknown-asset row)"
+    why = (evidence.get("without_evidence") or {}).get(symbol, "the pooled training ran no walk-forward")
+    return f"no evidence: {why}"
 
 
 __all__ = [
@@ -337,6 +392,7 @@ __all__ = [
     "compatible_symbols",
     "evaluate_pooled",
     "evaluation_status",
+    "evidence_status",
     "pooled_sets",
     "pooled_strategy",
     "read_summary",

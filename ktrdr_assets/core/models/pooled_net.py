@@ -51,7 +51,7 @@ POOLED_DIR_KEY = "pooled_model_dir"
 _ANALYTICS_FILES = (METRICS_CSV, DETAILED_JSON, ALERTS_TXT)
 #: The torch half (the wrapping network, the id column, the predictor) lives in pooled_torch.py: imported
 #: when a pooled net is built, so that the model registry, and the code location, load without torch.
-_TORCH_NAMES = ("PooledNet", "with_asset_id", "build_pooled_net", "pooled_predictor")
+_TORCH_NAMES = ("PooledNet", "with_asset_id", "pooled_samples", "build_pooled_net", "pooled_predictor")
 
 
 # The torch names of pooled_torch.py, imported when first asked for.
@@ -129,6 +129,7 @@ def make_pooled_spec(base: ModelSpec) -> PooledModelSpec:
         is_torch=True,
         uses_sequences=base.uses_sequences,
         description=f"one {base.display_name} trained on every compatible symbol, with an asset-id embedding",
+        fits_per_fold=False,
         base=base,
     )
 

@@ -46,6 +46,19 @@ def with_asset_id(X: np.ndarray | torch.Tensor, asset_id: int) -> torch.Tensor:
     return torch.cat([X, torch.full((*X.shape[:-1], 1), float(asset_id))], dim=-1)
 
 
+def pooled_samples(
+    uses_sequences: bool, X: np.ndarray, y: np.ndarray, lookback: int, asset_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One symbol's samples of one part with its id: its rows, or the windows of its rows (a sequence type;
+    windows of one symbol's one part never cross a symbol or part boundary)."""
+    from ktrdr_assets.core.training.windows import WindowDataset
+
+    if uses_sequences:
+        windows = WindowDataset(X, y, lookback)
+        return with_asset_id(windows.windows, asset_id), windows.labels
+    return with_asset_id(X, asset_id), torch.as_tensor(y, dtype=torch.long)
+
+
 def build_pooled_net(base: ModelSpec, config: Any, n_features: int, n_assets: int) -> PooledNet:
     """`base`'s net for `n_features` features plus the embedding, wrapped with an id map of `n_assets`."""
     net = base.build_net(config, n_features + config.embedding_dim)

@@ -41,6 +41,9 @@ class ModelSpec:
     uses_sequences: bool = False  # learns from windows of consecutive bars: the chronological train part
     history_unit: str = "epoch"  # what one row of its history is (XGBoost: boosting round)
     description: str = ""
+    #: False: `fit` cannot be re-run on walk-forward folds (the pooled types bind a network trained
+    #: elsewhere); the type's evidence comes from where it is trained (core/selection/pooled_walk_forward.py).
+    fits_per_fold: bool = True
     # A torch type whose net takes (rows or windows of) n_features columns and can be pooled across
     # symbols (core/models/pooled.py): the pooled net feeds it the features plus an asset-id embedding.
     build_net: BuildNet | None = None

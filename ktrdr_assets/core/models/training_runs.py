@@ -29,7 +29,7 @@ from ktrdr_assets.core.models.run_record import TrainingRecord
 from ktrdr_assets.core.models.spec import ModelSpec
 from ktrdr_assets.core.selection.decision import apply_decision_rule, choose_decision_rule, predicted_shares
 from ktrdr_assets.core.selection.significance import accuracy_significance, persistence_predictions
-from ktrdr_assets.core.selection.walk_forward import evaluation_purge, walk_forward
+from ktrdr_assets.core.selection.walk_forward import WalkForwardResult, evaluation_purge, walk_forward
 from ktrdr_assets.core.training.alerts import evaluate_alerts
 from ktrdr_assets.core.training.analytics_export import export_run, final_analysis
 from ktrdr_assets.core.training.tracking import NullTracker, Tracker
@@ -267,6 +267,7 @@ def train_model(
     tracker: Tracker | None = None,
     progress: Callable[[str], None] | None = None,
     features: pd.DataFrame | None = None,
+    evidence_result: WalkForwardResult | None = None,
 ) -> TrainingRecord:
     """Train, evaluate and save one model type for one symbol; return the run's record.
 
@@ -275,7 +276,9 @@ def train_model(
     `features` (the unscaled features frame `splits` was cut from) its evidence follows: a walk-forward
     over the rows before the holdout (core/selection/walk_forward.py), the out-of-fold predictions
     written to the run folder and summarized under `result["evidence"]`. Without it (experiments,
-    searches) only the final model is trained.
+    searches) only the final model is trained. `evidence_result`: evidence produced where the model was
+    trained (the pooled walk-forward), used instead of a walk-forward here; a type whose spec cannot fit per
+    fold (`fits_per_fold=False`) gets no evidence without it.
 
     Raises ValueError/StrategyError for bad input or config and ModelTrainingError when training
     itself fails (e.g. NaN loss); nothing is written outside `run_dir`.
@@ -317,7 +320,8 @@ def train_model(
     holdout = _holdout(fitted, arrays, splits, rule, features)
     evidence = None
     wf_seconds = 0.0
-    if features is not None:
+    wf = evidence_result
+    if wf is None and features is not None and spec.fits_per_fold:
         try:
             wf = walk_forward(
                 spec,
@@ -337,6 +341,7 @@ def train_model(
             failure = {"status": "failed", "error": f"walk-forward: {type(err).__name__}: {err}", **info}
             save_json(folder.file(RunFolder.FAILURE), failure)
             raise
+    if wf is not None:
         wf.oof.to_parquet(folder.file(RunFolder.OOF))
         evidence, wf_seconds = wf.evidence, wf.evidence["seconds"]
         oof = evidence["oof"]

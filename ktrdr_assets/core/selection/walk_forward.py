@@ -81,23 +81,37 @@ def evaluation_purge(config: EvaluationConfig, splits_purge: int, lookahead: int
     return max(int(requested), int(lookahead))
 
 
+def fold_between(number: int, a: int, b: int, window_rows: int, config: EvaluationConfig, purge: int) -> Fold:
+    """Fold `number` testing rows [a, b): training ends `purge` rows before `a` and starts at 0 (expanding)
+    or `window_rows - purge` rows earlier (rolling); its last `validation_fraction` are the validation part."""
+    end = a - purge
+    start = 0 if config.window == "expanding" else max(0, end - (window_rows - purge))
+    n_val = max(MIN_PART_ROWS, int(round((end - start) * config.validation_fraction)))
+    return Fold(number, (start, end - n_val - purge), (end - n_val, end), (int(a), int(b)))
+
+
+def fold_shortfall(fold: Fold) -> str | None:
+    """Why `fold` is too small to fit and judge a model (None: it is not)."""
+    rows = fold.rows()
+    if rows["fit"] < MIN_FIT_ROWS or rows["validation"] < MIN_PART_ROWS or rows["test"] < MIN_PART_ROWS:
+        return (
+            f"fold {fold.number} would have {rows['fit']} fit, {rows['validation']} validation and {rows['test']} "
+            f"test rows (needs >= {MIN_FIT_ROWS} / {MIN_PART_ROWS} / {MIN_PART_ROWS})"
+        )
+    return None
+
+
 def plan_folds(evidence_rows: int, config: EvaluationConfig, purge: int) -> list[Fold]:
     """The folds of the module docstring's layout; ValueError naming the sizes when a part is too small."""
     initial = int(round(evidence_rows * config.initial_train_fraction))
     edges = np.linspace(initial, evidence_rows, config.folds + 1).round().astype(int)
     folds = []
     for number, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=True), start=1):
-        end = a - purge
-        start = 0 if config.window == "expanding" else max(0, end - (initial - purge))
-        n_val = max(MIN_PART_ROWS, int(round((end - start) * config.validation_fraction)))
-        fold = Fold(number, (start, end - n_val - purge), (end - n_val, end), (int(a), int(b)))
-        rows = fold.rows()
-        if rows["fit"] < MIN_FIT_ROWS or rows["validation"] < MIN_PART_ROWS or rows["test"] < MIN_PART_ROWS:
+        fold = fold_between(number, int(a), int(b), initial, config, purge)
+        if shortfall := fold_shortfall(fold):
             raise ValueError(
-                f"walk-forward: {evidence_rows} evidence rows, {config.folds} folds, purge {purge}: fold {number} "
-                f"would have {rows['fit']} fit, {rows['validation']} validation and {rows['test']} test rows "
-                f"(needs >= {MIN_FIT_ROWS} / {MIN_PART_ROWS} / {MIN_PART_ROWS}); supply more bars or lower "
-                "evaluation.folds / raise evaluation.initial_train_fraction"
+                f"walk-forward: {evidence_rows} evidence rows, {config.folds} folds, purge {purge}: {shortfall}; "
+                "supply more bars or lower evaluation.folds / raise evaluation.initial_train_fraction"
             )
         folds.append(fold)
     return folds
@@ -119,6 +133,110 @@ def fold_config(config: Any, cap: int | None) -> Any:
 
 def _accuracy(fitted: FittedModel, X: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(fitted.predict_proba_rows(X).argmax(axis=1) == fitted.align(y)))
+
+
+@dataclass
+class FoldData:
+    """One fold's parts of one symbol, scaled by the scaler fitted on its fit rows."""
+
+    fold: Fold
+    scaler: FeatureScaler
+    parts: dict[str, tuple[np.ndarray, np.ndarray]]  # fit / validation / test: (X, y), scaled
+    fit_X: np.ndarray  # what the model learns from: the fit rows, augmented unless a sequence type
+    fit_y: np.ndarray
+    augmented_rows: int
+
+
+def prepare_fold(
+    features: pd.DataFrame, fold: Fold, feature_names: list[str], strategy: StrategyConfig, uses_sequences: bool
+) -> FoldData:
+    """`fold`'s rows of `features`: the scaler fitted on the fit rows only, the augmentation (rows models
+    only) run on the scaled fit rows only, so nothing synthetic or fitted reaches validation or test."""
+    columns = [*feature_names, LABEL]
+    raw = {part: features.iloc[a:b][columns] for part, (a, b) in fold.parts().items()}
+    scaler = FeatureScaler.fit(raw["fit"], feature_names, strategy.splits.robust_scale_patterns)
+    scaled = {part: scaler.transform(frame) for part, frame in raw.items()}
+    parts = {
+        part: (frame[feature_names].to_numpy(np.float64), frame[LABEL].to_numpy(np.int64))
+        for part, frame in scaled.items()
+    }
+    if uses_sequences:
+        return FoldData(fold, scaler, parts, *parts["fit"], augmented_rows=0)
+    fit_part = scaled["fit"].astype({LABEL: np.int8})
+    augmented = augment_train_set(fit_part, feature_names, strategy.augmentation, strategy.seed).frame
+    return FoldData(
+        fold,
+        scaler,
+        parts,
+        augmented[feature_names].to_numpy(np.float64),
+        augmented[LABEL].to_numpy(np.int64),
+        augmented_rows=len(augmented) - len(fit_part),
+    )
+
+
+def score_fold(
+    fitted: FittedModel,
+    data: FoldData,
+    features: pd.DataFrame,
+    feature_names: list[str],
+    lookahead: int,
+    seconds: float,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """(the fold's out-of-fold rows, its record): the decision rule chosen on the validation part, applied
+    to the test block (a sequence model sees the `lookback - 1` rows before it as context)."""
+    fold = data.fold
+    X_val, y_val = data.parts["validation"]
+    val_proba = fitted.predict_proba_rows(X_val)
+    y_val_aligned = fitted.align(y_val)
+    rule = choose_decision_rule(val_proba, y_val_aligned, fitted.details.get("class_weights"))
+    a, b = fold.test
+    context = features.iloc[a - (fitted.lookback - 1) : b][[*feature_names, LABEL]]
+    proba = fitted.predict_proba_rows(data.scaler.transform(context)[feature_names].to_numpy(np.float64))
+    calls = apply_decision_rule(proba, rule)
+    labels = features[LABEL].to_numpy(dtype=np.int64)
+    y_test = labels[a:b]
+    persistence = persistence_predictions(labels, np.arange(a, b), lookahead)
+    frame = pd.DataFrame(proba, columns=list(PROBA_COLUMNS), index=features.index[a:b])
+    frame.insert(0, LABEL, y_test)
+    frame["prediction"] = calls
+    frame["fold"] = fold.number
+    frame["persistence"] = persistence
+    train_acc = _accuracy(fitted, *data.parts["fit"])
+    val_acc = float(np.mean(val_proba.argmax(axis=1) == y_val_aligned))
+    test_acc = float(np.mean(calls == y_test))
+    majority_name, majority = majority_accuracy(y_test)
+    persistence_acc = float(np.mean(persistence == y_test)) if (persistence >= 0).any() else None
+    baseline = max(majority, persistence_acc or 0.0)
+    record = {
+        "fold": fold.number,
+        "rows": fold.rows(),
+        "augmented_rows": data.augmented_rows,
+        "fit_first": features.index[fold.fit[0]].isoformat(),
+        "test_first": features.index[a].isoformat(),
+        "test_last": features.index[b - 1].isoformat(),
+        "train_accuracy": train_acc,
+        "val_accuracy": val_acc,
+        "gap": train_acc - val_acc,
+        "test_accuracy": test_acc,
+        "majority_class": majority_name,
+        "majority_accuracy": majority,
+        "persistence_accuracy": persistence_acc,
+        "baseline": baseline,
+        "above_baseline": test_acc > baseline,
+        "decision_rule": rule["description"],
+        "epochs_run": fitted.details.get("epochs_run", fitted.details.get("best_round")),
+        "seconds": seconds,
+    }
+    return frame, record
+
+
+def fold_line(name: str, record: dict[str, Any], n_folds: int) -> str:
+    """The progress line of one scored fold."""
+    return (
+        f"{name} walk-forward fold {record['fold']}/{n_folds}: fit {record['rows']['fit']} rows, test "
+        f"{record['test_first'][:10]}..{record['test_last'][:10]}: accuracy {record['test_accuracy']:.3f} vs "
+        f"baseline {record['baseline']:.3f}, gap {record['gap']:+.3f} ({record['seconds']:.1f} s)"
+    )
 
 
 def walk_forward(
@@ -145,32 +263,15 @@ def walk_forward(
         raise ValueError(f"walk-forward: evidence_rows {evidence_rows} outside the {len(features)} feature rows")
     folds = plan_folds(evidence_rows, evaluation, purge)
     capped = fold_config(config, evaluation.max_epochs_per_fold)
-    labels = features[LABEL].to_numpy(dtype=np.int64)
-    columns = [*feature_names, LABEL]
     frames, records = [], []
     started = time.perf_counter()
     for fold in folds:
         fold_started = time.perf_counter()
-        raw = {part: features.iloc[a:b][columns] for part, (a, b) in fold.parts().items()}
-        scaler = FeatureScaler.fit(raw["fit"], feature_names, strategy.splits.robust_scale_patterns)
-        scaled = {part: scaler.transform(frame) for part, frame in raw.items()}
-        fit_part = scaled["fit"].astype({LABEL: np.int8})
-        arrays_of = {
-            part: (frame[feature_names].to_numpy(np.float64), frame[LABEL].to_numpy(np.int64))
-            for part, frame in scaled.items()
-        }
-        if spec.uses_sequences:
-            fit_X, fit_y = arrays_of["fit"]
-            augmented_rows = 0
-        else:
-            augmented = augment_train_set(fit_part, feature_names, strategy.augmentation, strategy.seed).frame
-            fit_X = augmented[feature_names].to_numpy(np.float64)
-            fit_y = augmented[LABEL].to_numpy(np.int64)
-            augmented_rows = len(augmented) - len(fit_part)
+        data = prepare_fold(features, fold, feature_names, strategy, spec.uses_sequences)
         arrays = SplitArrays(
-            fit_X=fit_X,
-            fit_y=fit_y,
-            parts={"train": arrays_of["fit"], "validation": arrays_of["validation"], "test": arrays_of["test"]},
+            fit_X=data.fit_X,
+            fit_y=data.fit_y,
+            parts={"train": data.parts["fit"], "validation": data.parts["validation"], "test": data.parts["test"]},
         )
         context = FitContext(
             seed=strategy.seed,
@@ -184,67 +285,20 @@ def walk_forward(
             fitted = spec.fit(arrays, capped, context)
         except Exception as err:
             raise type(err)(f"walk-forward fold {fold.number}/{len(folds)}: {err}") from err
-        X_val, y_val = arrays_of["validation"]
-        val_proba = fitted.predict_proba_rows(X_val)
-        y_val_aligned = fitted.align(y_val)
-        rule = choose_decision_rule(val_proba, y_val_aligned, fitted.details.get("class_weights"))
-        context_rows = fitted.lookback - 1
-        a, b = fold.test
-        test_frame = scaler.transform(features.iloc[a - context_rows : b][columns])
-        proba = fitted.predict_proba_rows(test_frame[feature_names].to_numpy(np.float64))
-        calls = apply_decision_rule(proba, rule)
-        y_test = labels[a:b]
-        persistence = persistence_predictions(labels, np.arange(a, b), lookahead)
-        frame = pd.DataFrame(proba, columns=list(PROBA_COLUMNS), index=features.index[a:b])
-        frame.insert(0, LABEL, y_test)
-        frame["prediction"] = calls
-        frame["fold"] = fold.number
-        frame["persistence"] = persistence
+        frame, record = score_fold(fitted, data, features, feature_names, lookahead, time.perf_counter() - fold_started)
         frames.append(frame)
-        train_acc = _accuracy(fitted, *arrays_of["fit"])
-        val_acc = float(np.mean(val_proba.argmax(axis=1) == y_val_aligned))
-        test_acc = float(np.mean(calls == y_test))
-        majority_name, majority = majority_accuracy(y_test)
-        persistence_acc = float(np.mean(persistence == y_test)) if (persistence >= 0).any() else None
-        baseline = max(majority, persistence_acc or 0.0)
-        seconds = time.perf_counter() - fold_started
-        records.append(
-            {
-                "fold": fold.number,
-                "rows": fold.rows(),
-                "augmented_rows": augmented_rows,
-                "fit_first": features.index[fold.fit[0]].isoformat(),
-                "test_first": features.index[a].isoformat(),
-                "test_last": features.index[b - 1].isoformat(),
-                "train_accuracy": train_acc,
-                "val_accuracy": val_acc,
-                "gap": train_acc - val_acc,
-                "test_accuracy": test_acc,
-                "majority_class": majority_name,
-                "majority_accuracy": majority,
-                "persistence_accuracy": persistence_acc,
-                "baseline": baseline,
-                "above_baseline": test_acc > baseline,
-                "decision_rule": rule["description"],
-                "epochs_run": fitted.details.get("epochs_run", fitted.details.get("best_round")),
-                "seconds": seconds,
-            }
-        )
-        progress(
-            f"{name} walk-forward fold {fold.number}/{len(folds)}: fit {fold.rows()['fit']} rows, test "
-            f"{features.index[a].date()}..{features.index[b - 1].date()}: accuracy {test_acc:.3f} vs baseline "
-            f"{baseline:.3f}, gap {train_acc - val_acc:+.3f} ({seconds:.1f} s)"
-        )
+        records.append(record)
+        progress(fold_line(name, record, len(folds)))
     oof = pd.concat(frames)
     return WalkForwardResult(
         oof=oof,
-        evidence=_evidence(
+        evidence=walk_forward_evidence(
             oof, records, evaluation, purge, lookahead, evidence_rows, time.perf_counter() - started, capped
         ),
     )
 
 
-def _evidence(
+def walk_forward_evidence(
     oof: pd.DataFrame,
     folds: list[dict[str, Any]],
     evaluation: EvaluationConfig,

@@ -149,7 +149,9 @@ def test_training_gets_exactly_the_pooled_sets_and_saves_the_id_map(
     saved = json.loads((run_dir / SUMMARY_FILE).read_text())
     assert saved["asset_ids"] == summary["asset_ids"] == {"AAPL": 1, "MSFT": 2}
     assert saved["unknown_asset_id"] == 0 and saved["config"] == config.model_dump(mode="json")
-    assert saved["config_fingerprint"] == config_fingerprint(config, _base(inputs).seed)
+    assert saved["config_fingerprint"] == config_fingerprint(config, _base(inputs).seed, _base(inputs).evaluation)
+    no_features = "its features frame was not given to the pooled training"
+    assert saved["evidence"]["without_evidence"] == dict.fromkeys(POOLED, no_features)
     for symbol in POOLED:
         last = pd.Timestamp(saved["symbols"][symbol]["train_rows"]["last"])
         assert last == data[symbol].splits.train.index.max() < data[symbol].splits.validation.index.min()
@@ -221,12 +223,13 @@ def test_too_few_compatible_symbols_skip_the_pooled_training(
     assert not (tmp_path / "r").exists()
 
 
-def test_a_pooled_candidate_is_judged_by_the_same_gates_and_rejected_for_lack_of_evidence(
+def test_a_pooled_candidate_without_walk_forward_evidence_is_judged_by_the_same_gates_and_rejected(
     trained: tuple[dict, dict], inputs: dict[str, Inputs], tmp_path: Path
 ) -> None:
-    """The pooled evaluation has no walk-forward of its own yet: its record is a current candidate of the
-    symbol's selection (fingerprinted as the selection asset does), judged by the same gates as every other
-    model, and rejected by each of them only for lack of walk-forward evidence: never deployed today."""
+    """A pooled network trained without the symbols' features ran no pooled walk-forward: its record is a
+    current candidate of the symbol's selection (fingerprinted as the selection asset does), judged by the
+    same gates as every other model, and rejected by each of them for lack of evidence: never deployed on
+    the holdout alone (tests/core/selection/test_pooled_walk_forward.py: with evidence it can win)."""
     summary, _ = trained
     record = _evaluate(summary, inputs, "MSFT", tmp_path / "MSFT")
     strategy = pooled_strategy(inputs["MSFT"].strategy, _base(inputs))
