@@ -8,8 +8,9 @@ unknown-asset row, then the data stages of the session's other symbols (PLANTED,
 symbol has a finished run of the batch. The sensors are evaluated on those real runs. A type switched off
 in the strategy reports "disabled by strategy", trains nothing, evaluates no gate and is not a candidate.
 
-The pooled evaluation has no walk-forward of its own (yet): its candidate is judged by the same gates as
-every other and rejected for lack of walk-forward evidence (gates.NO_EVIDENCE), never deployed.
+`train_pooled_models` also runs the pooled walk-forward (calendar folds over MSFT and AAPL): MSFT's pooled
+candidates are judged by the same gates as every other on that evidence; EURUSD, never pooled, has none and
+its pooled gates fail for lack of it (gates.NO_EVIDENCE). test_pooled_deployment.py deploys a pooled model.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def batch(module_dir: Path, instance: dg.DagsterInstance) -> Batch:
 
 
 def test_pooled_models_depends_on_every_partition_and_stays_out_of_symbol_runs() -> None:
-    for upstream in ("temporal_splits", "augmented_train_set"):
+    for upstream in ("features", "temporal_splits", "augmented_train_set"):
         assert isinstance(pooled_models.get_partition_mapping(dg.AssetKey(upstream)), dg.AllPartitionMapping)
     assert pooled_models.partitions_def is None
     symbol_job = defs.resolve_job_def("materialize_symbol").asset_layer.selected_asset_keys
@@ -106,6 +107,10 @@ def test_one_network_per_pooled_type_on_every_compatible_symbol(batch: Batch) ->
         assert summary["asset_ids"] == {"AAPL": 1, "MSFT": 2} and set(summary["symbols"]) == {"AAPL", "MSFT"}
         assert "not materialized" in summary["excluded"]["EURUSD"]
         assert Path(summary["run_dir"]).parent.parent == warehouse_dir() / "model_runs" / "_pooled"
+        assert summary["evidence"]["with_evidence"] == ["AAPL", "MSFT"]  # the pooled walk-forward's
+        assert summary["evidence"]["fold_symbols"] == dict.fromkeys(("1", "2", "3"), ["AAPL", "MSFT"])
+        for symbol in ("AAPL", "MSFT"):
+            assert (Path(summary["run_dir"]) / "walk_forward" / symbol / "evidence.json").is_file()
     metadata = materialized(batch.pooled)[POOLED_MODELS]
     assert "EURUSD" in metadata["left_out"].value and "not materialized" in metadata["left_out"].value
 
@@ -129,12 +134,18 @@ def test_each_symbol_evaluates_the_pooled_models_with_the_gates_and_selects_amon
     for name in ("PooledNeuralNetwork", "PooledLSTM"):  # candidates under the gates, never excluded ...
         assert not any(r.startswith("not a candidate") for r in selection["rejected"].get(name, []))
         assert name in selection["candidates"]
-        # ... rejected by every gate, only for lack of walk-forward evidence (the pooled evaluation has none)
-        assert selection["rejected"][name] == [f"{gate}: {NO_EVIDENCE}" for gate in GATES]
-    for asset in TRAINED:  # the gate checks say the same
-        assert all(not checks[(asset, gate)].passed for gate in GATES)
+        # ... judged on their pooled walk-forward evidence, never rejected for lack of it
+        assert not any(NO_EVIDENCE in r for r in selection["rejected"].get(name, []))
+    for asset in TRAINED:  # the gate checks read the same evidence
+        assert metadata[asset]["pooled_evidence"].value == "pooled walk-forward evidence"
+        record = read_asset(asset, "MSFT")
+        evidence = record["result"]["evidence"]
+        assert evidence["scheme"]["pooled"]["folds_tested"] == [1, 2, 3]
+        assert metadata[asset]["oof_accuracy"].value == evidence["oof"]["accuracy"]
+        for gate in GATES:
+            assert checks[(asset, gate)].description != NO_EVIDENCE
     assert selection["rejected"]["LSTM"] == ["not a candidate: never materialized"]
-    assert selection["selected_model"] is None  # nothing with evidence competed for MSFT here
+    assert selection["selected_model"] in (None, "PooledNeuralNetwork", "PooledLSTM")  # the only candidates
 
 
 def test_a_symbol_never_seen_is_scored_through_the_unknown_asset_row(batch: Batch) -> None:
@@ -144,6 +155,10 @@ def test_a_symbol_never_seen_is_scored_through_the_unknown_asset_row(batch: Batc
         record = read_asset(asset, "EURUSD")
         assert record["result"]["pooled"]["asset_id"] == 0
         assert any("unknown-asset embedding" in w for w in record["result"]["warnings"])
+        assert "not in the pooled training" in materialized(batch.new_symbol)[asset]["pooled_evidence"].value
+        assert record["result"]["evidence"] is None  # never deployed on the holdout alone
+        checks = check_evaluations(batch.new_symbol)
+        assert all(checks[(asset, gate)].description == NO_EVIDENCE for gate in GATES)
 
 
 def test_the_weekly_batch_rebuilds_the_pooled_models_once_all_its_runs_finished(batch: Batch) -> None:

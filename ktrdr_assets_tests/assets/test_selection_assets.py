@@ -73,7 +73,9 @@ DEFAULT_GATES = {
     "max_fold_accuracy_std": 0.10,
     "gap_penalty": 0.5,
 }
-BONFERRONI = len(MODEL_TYPES)
+#: The model types competing for a symbol under the test strategy: the per-symbol types and the two pooled
+#: types the shipped strategy enables (models.pooled.model_types): each accuracy test runs at alpha / this.
+BONFERRONI = len(MODEL_TYPES) + 2
 BACKTEST_METRICS = {
     "total_return",
     "annualized_return",

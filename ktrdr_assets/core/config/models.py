@@ -149,7 +149,7 @@ class GatesConfig(StrictConfig):
     min_accuracy: float = Field(0.55, ge=0, le=1, description="pooled out-of-fold accuracy floor")
     alpha: float = Field(0.01, gt=0, lt=1, description="one-sided exact binomial test against the best naive baseline")
     multiple_testing: Literal["bonferroni", "none"] = Field(
-        "bonferroni", description="bonferroni: each model is tested at alpha / number of model types"
+        "bonferroni", description="bonferroni: each model is tested at alpha / number of competing model types"
     )
     min_folds_above_baseline: float = Field(
         0.6, ge=0, le=1, description="share of folds whose accuracy beats their own best baseline"

@@ -5,8 +5,10 @@ core/selection/walk_forward.py), never on the holdout.
   naive baselines on the same rows (majority class; persistence: the label of bar t - lookahead - 1) by
   a one-sided exact binomial test at level `alpha` (core/selection/significance.py: n deflated for the
   autocorrelation of overlapping labels). With `multiple_testing: bonferroni` (default) each model is
-  tested at alpha / m, m = the number of registered model types: a symbol is deployed when any of its m
-  models passes, so this keeps the chance that a symbol without an edge is deployed at or below alpha.
+  tested at alpha / m, m = the number of model types competing for the symbol (per-symbol and pooled, not
+  switched off: core/selection/candidates.py `competing_models`; by default every registered type): a
+  symbol is deployed when any of its m models passes, so this keeps the chance that a symbol without an
+  edge is deployed at or below alpha.
 - `overfitting_gap`: the mean over folds of (train accuracy - validation accuracy) <= `max_gap`.
 - `stability`: the share of folds whose accuracy beats their own best baseline >= `min_folds_above_baseline`
   AND the standard deviation of the fold accuracies <= `max_fold_accuracy_std`.
