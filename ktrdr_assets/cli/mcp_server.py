@@ -39,7 +39,7 @@ from ktrdr_assets.cli.training_queries import (
     list_trainings,
     training_metrics,
 )
-from ktrdr_assets.core.models.registry import model_types
+from ktrdr_assets.core.models.registry import candidate_types
 from ktrdr_assets.core.util.jsonsafe import to_jsonable
 from ktrdr_assets.core.util.names import SYMBOL_JSON_PATTERN
 from ktrdr_assets.paths import default_tracking_uri
@@ -49,7 +49,7 @@ DEFAULT_PORT = 8765
 #: An unreachable MLflow server answers in seconds, not after MLflow's default of ~4 minutes of retries.
 STORE_ENV_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
 
-ModelType = Literal[model_types()]  # the registered model types
+ModelType = Literal[candidate_types()]  # the registered model types and their pooled types
 RunStatus = Literal["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"]
 assert get_args(RunStatus) == STATUSES
 

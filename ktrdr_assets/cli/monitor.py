@@ -56,7 +56,7 @@ from ktrdr_assets.cli.training_queries import (
 )
 from ktrdr_assets.core.config.errors import StrategyError
 from ktrdr_assets.core.config.loader import load_strategy
-from ktrdr_assets.core.models.registry import model_types
+from ktrdr_assets.core.models.registry import candidate_types
 from ktrdr_assets.core.training.trends import LIVE_METRICS
 from ktrdr_assets.core.util.jsonsafe import dumps
 from ktrdr_assets.paths import dagster_home, default_tracking_uri
@@ -214,7 +214,7 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     which.add_argument("--run-id", help="an MLflow run id")
     which.add_argument("--dagster-run", help="a Dagster run id: its model training runs")
     parser.add_argument("--symbol", help="the latest training run of this symbol (tag)")
-    parser.add_argument("--model-type", choices=list(model_types()), help="... of this model type (tag)")
+    parser.add_argument("--model-type", choices=list(candidate_types()), help="... of this model type (tag)")
     parser.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI, else under DAGSTER_HOME)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser

@@ -28,7 +28,7 @@ from typing import Any
 from ktrdr_assets.cli.query_errors import InvalidQuery, NotFound, QueryError, StoreUnavailable, one_line
 from ktrdr_assets.core.config.models import AnalyticsConfig
 from ktrdr_assets.core.config.schema import StrategyConfig
-from ktrdr_assets.core.models.registry import model_types
+from ktrdr_assets.core.models.registry import candidate_types
 from ktrdr_assets.core.training.trends import LIVE_METRICS, loss_trend
 
 EPOCH_COLUMNS = ("train_loss", "val_loss", "train_acc", "val_acc")
@@ -59,8 +59,8 @@ def validate_dagster_run_id(run_id: str) -> str:
 
 
 def validate_model_type(model_type: str) -> str:
-    if model_type not in model_types():
-        raise InvalidQuery(f"invalid model type {model_type!r}: one of {', '.join(model_types())}")
+    if model_type not in candidate_types():
+        raise InvalidQuery(f"invalid model type {model_type!r}: one of {', '.join(candidate_types())}")
     return model_type
 
 

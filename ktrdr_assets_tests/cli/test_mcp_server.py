@@ -35,7 +35,7 @@ from ktrdr_assets.core.config.loader import load_strategy
 from ktrdr_assets.core.util.names import SYMBOL_PATTERN
 from ktrdr_assets.io import read_asset
 from ktrdr_assets.paths import default_tracking_uri
-from ktrdr_assets_tests.helpers import MODEL_TYPES, run_job, write_strategy
+from ktrdr_assets_tests.helpers import MODEL_TYPES, TORCH_TYPES, run_job, write_strategy
 from ktrdr_assets_tests.live_training import LiveTraining, start_training
 from ktrdr_assets_tests.synthetic_symbols import PLANTED
 
@@ -114,7 +114,7 @@ def test_the_read_tools_and_their_typed_schemas_and_no_launch_tool_without_the_f
     assert set(tools) == READ_TOOLS
     assert launch.is_error and "Unknown tool" in launch.content[0].text
     listing = tools["list_trainings"].input_schema["properties"]
-    assert listing["model_type"]["anyOf"][0]["enum"] == list(MODEL_TYPES)
+    assert listing["model_type"]["anyOf"][0]["enum"] == [*MODEL_TYPES, *(f"pooled_{t}" for t in TORCH_TYPES)]
     assert listing["status"]["anyOf"][0]["enum"] == ["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"]
     assert (listing["limit"]["minimum"], listing["limit"]["maximum"]) == (1, 200)
     metrics = tools["get_training_metrics"].input_schema

@@ -170,6 +170,18 @@ def test_symbol_and_model_type_pick_the_latest_training_run(store, runs, capsys)
     assert code == 1 and json.loads(lines[0])["run_id"] == runs.lstm  # the latest of any model type: FAILED
 
 
+def test_pooled_trainings_and_evaluations_are_found_by_their_pooled_type(store, capsys):
+    """The pooled network's training (symbol tag `pooled`) and a symbol's evaluation of it carry the model
+    type `pooled_<type>`, which --model-type accepts."""
+    metrics = _epoch_metrics(TRAIN[:2], VAL[:2], TRAIN_ACC[:2], VAL_ACC[:2])
+    training = _run(store, {"symbol": "pooled", "model_type": "pooled_lstm"}, metrics)
+    code, lines, _ = _monitor(store, capsys, "--symbol", "pooled", "--model-type", "pooled_lstm", "--json")
+    assert code == 0 and json.loads(lines[0])["run_id"] == training
+    evaluation = _run(store, {"symbol": "PPP", "model_type": "pooled_neural_network"}, [])
+    code, lines, _ = _monitor(store, capsys, "--model-type", "pooled_neural_network", "--json")
+    assert code == 0 and json.loads(lines[0])["run_id"] == evaluation
+
+
 def test_dagster_run_follows_each_training_run_but_not_the_parent(store, runs, capsys):
     code, lines, _ = _monitor(store, capsys, "--dagster-run", runs.dagster_run, "--json")
     events = [json.loads(line) for line in lines]

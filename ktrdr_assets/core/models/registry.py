@@ -77,6 +77,11 @@ def candidate_specs() -> tuple[ModelSpec, ...]:
     return (*model_specs(), *pooled_specs())
 
 
+def candidate_types() -> tuple[str, ...]:
+    """Every model type a symbol may be judged on: the registered types, then their pooled types."""
+    return tuple(spec.model_type for spec in candidate_specs())
+
+
 def model_specs() -> tuple[ModelSpec, ...]:
     """Every registered spec, in registration order."""
     return tuple(_REGISTRY.values())
