@@ -9,8 +9,8 @@ then the time each symbol took, and the pooled networks against the per-symbol m
 Symbols default to every raw file in data/raw/ (the shipped ones and any dropped there). Runs in a
 temporary DAGSTER_HOME / warehouse / MLflow store, so the project's own are untouched. The order is the
 weekly retraining's: each symbol's `materialize_symbol`, then `train_pooled_models`, then each symbol's
-`select_symbol` (the pooled models evaluated on it and competing in its selection). The pooled evaluations
-have no walk-forward of their own yet: they fail every gate for lack of evidence and are never deployed.
+`select_symbol` (the pooled models evaluated on it and competing in its selection, judged on their pooled
+walk-forward evidence: core/selection/pooled_walk_forward.py).
 """
 
 from __future__ import annotations
@@ -32,8 +32,17 @@ def _holdout_accuracy(result: dict[str, Any]) -> float | None:
     return (result.get("holdout") or {}).get("accuracy")
 
 
+def _oof_accuracy(result: dict[str, Any]) -> float | None:
+    return ((result.get("evidence") or {}).get("oof") or {}).get("accuracy")
+
+
+def _difference(a: float | None, b: float | None) -> str:
+    return "n/a" if a is None or b is None else f"{a - b:+.3f}"
+
+
 def _pooling_rows(results: dict[tuple[str, str], dict[str, Any]], symbols: list[str]) -> list[tuple]:
-    """Per pooled type and symbol: pooled vs per-symbol holdout accuracy; per type: training time."""
+    """Per pooled type and symbol: pooled vs per-symbol out-of-fold and holdout accuracy; per type: the
+    training time (final fit and walk-forward) of the one pooled network vs the per-symbol models'."""
     from ktrdr_assets.core.models.registry import pooled_specs
 
     rows = []
@@ -43,21 +52,26 @@ def _pooling_rows(results: dict[tuple[str, str], dict[str, Any]], symbols: list[
         alone = {s: results.get((s, base)) for s in symbols}
         if not any(pooled.values()):
             continue
-        pooled_seconds = next(r["pooled"]["training_seconds"] for r in pooled.values() if r)
+        first = next(r for r in pooled.values() if r)
+        pooled_seconds = first["pooled"]["training_seconds"] + (first["pooled"].get("walk_forward_seconds") or 0.0)
         alone_seconds = sum(r["training_cost"]["total_seconds"] for r in alone.values() if r)
         for symbol in symbols:
             p, a = pooled[symbol], alone[symbol]
             if p is None or a is None:
                 continue
             pa, aa = _holdout_accuracy(p), _holdout_accuracy(a)
+            po, ao = _oof_accuracy(p), _oof_accuracy(a)
             rows.append(
                 (
                     spec.display_name,
                     symbol,
                     p["pooled"]["asset_embedding"],
+                    _fmt(po),
+                    _fmt(ao),
+                    _difference(po, ao),
                     _fmt(pa),
                     _fmt(aa),
-                    "n/a" if pa is None or aa is None else f"{pa - aa:+.3f}",
+                    _difference(pa, aa),
                     _fmt((p.get("holdout") or {}).get("baseline")),
                     f"{pooled_seconds:.1f} vs {alone_seconds:.1f}",
                 )
@@ -151,7 +165,10 @@ def main(argv: list[str] | None = None) -> int:
                 competing = resource.competing_models(symbol)
                 failed = [g.name for g in evaluate_gates(result, gates, competing) if not g.passed]
                 pooled = result.get("pooled")
-                seconds = pooled["training_seconds"] if pooled else result["training_cost"]["total_seconds"]
+                if pooled:  # the one network's final fit and pooled walk-forward, over every symbol
+                    seconds = pooled["training_seconds"] + (pooled.get("walk_forward_seconds") or 0.0)
+                else:
+                    seconds = result["training_cost"]["total_seconds"]
                 rows.append(
                     (
                         symbol,
@@ -177,10 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     left_out = {s for summary in pooled_summary.values() for s in summary.get("excluded", {})}
     if left_out:
         print(f"\nLeft out of the pooled training: {sorted(left_out)} (reasons in pooled_models' metadata)")
-    header = ["pooled model", "symbol", "embedding", "pooled holdout acc", "per-symbol holdout acc", "difference"]
+    header = ["pooled model", "symbol", "embedding", "pooled OOF acc", "per-symbol OOF acc", "difference"]
+    header += ["pooled holdout acc", "per-symbol holdout acc", "difference"]
     header += ["holdout baseline", "training s: pooled vs sum per-symbol"]
     print("\nPooled networks against the per-symbol model of their type:\n")
-    print(markdown_table(header, _pooling_rows(results, symbols), align="lllrrrrr"))
+    print(markdown_table(header, _pooling_rows(results, symbols), align="lllrrrrrrrr"))
     if not torch.cuda.is_available():
         print("\nCUDA: not available on this machine; every model trained on the CPU.")
     return 0

@@ -205,6 +205,9 @@ def test_every_tool_on_a_finished_run(finished, strategy, capsys):
     assert selection["selection"] == stored and stored["selected_model"]
     assert selection["gates"] == load_strategy(strategy).for_symbol(PLANTED).gates.model_dump(mode="json")
     for model_type, model in selection["models"].items():
+        if model_type.startswith("pooled_"):  # listed too; no pooled network was trained in this warehouse
+            assert model == {"materialized": False}
+            continue
         record = read_asset(f"{model_type}_model", PLANTED)
         assert model["mlflow_run_id"] == record["mlflow_run_id"]
         assert [g["name"] for g in model["gates"]] == ["overfitting_gap", "accuracy", "stability"]

@@ -191,6 +191,7 @@ def bind_pooled_model(
                 "asset_id": asset_id,
                 "asset_embedding": embedding,
                 "training_seconds": summary["duration_s"],
+                "walk_forward_seconds": (summary.get("evidence") or {}).get("seconds"),
                 "mean_epoch_seconds": summary["mean_epoch_seconds"],
             },
         },
