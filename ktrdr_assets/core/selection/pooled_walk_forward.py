@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -60,6 +60,9 @@ from ktrdr_assets.core.selection.walk_forward import (
     score_fold,
     walk_forward_evidence,
 )
+
+if TYPE_CHECKING:
+    from ktrdr_assets.core.models.pooled_net import PooledModelSpec
 
 #: Where a pooled training folder keeps each symbol's evidence: walk_forward/<symbol>/{oof.parquet, evidence.json}.
 EVIDENCE_DIR = "walk_forward"
@@ -150,7 +153,7 @@ def plan_symbol_folds(
 
 
 def pooled_walk_forward(
-    spec: Any,
+    spec: PooledModelSpec,
     config: Any,
     series: Mapping[str, SymbolSeries],
     feature_names: list[str],
@@ -160,8 +163,8 @@ def pooled_walk_forward(
     run_info: dict[str, Any] | None = None,
     progress: Callable[[str], None] = lambda line: None,
 ) -> PooledEvidence:
-    """The evidence of the pooled model type `spec` (a PooledModelSpec) for every symbol of `ids`; see the
-    module docstring. `series[s]`: symbol s's features and evidence region; `config`: the pooled config."""
+    """The evidence of the pooled model type `spec` for every symbol of `ids`; see the module docstring.
+    `series[s]`: symbol s's features and evidence region; `config`: the pooled config."""
     from ktrdr_assets.core.models.pooled_torch import build_pooled_net, pooled_predictor, pooled_samples
     from ktrdr_assets.core.models.torch_fit import fit_torch
 
