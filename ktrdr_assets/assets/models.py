@@ -18,6 +18,7 @@ from ktrdr_assets.core.models.run_record import TrainingRecord
 from ktrdr_assets.core.models.spec import ModelSpec
 from ktrdr_assets.core.models.training_runs import train_model
 from ktrdr_assets.core.research.llm_reports import write_run_prompt
+from ktrdr_assets.core.selection.candidates import competing_models
 from ktrdr_assets.core.selection.gates import GATE_RULES, evaluate_gates
 from ktrdr_assets.core.training.tracking import Tracker
 from ktrdr_assets.deployment import gpu_op_tags
@@ -178,14 +179,19 @@ def disabled_output(context: dg.AssetExecutionContext, name: str, reason: str) -
 
 
 def model_outputs(
-    context: dg.AssetExecutionContext, name: str, record: TrainingRecord, strategy: StrategyResource, metadata: dict
+    context: dg.AssetExecutionContext,
+    name: str,
+    record: TrainingRecord,
+    config: StrategyConfig,
+    base: StrategyConfig,
+    metadata: dict,
 ):
-    """The record as the asset's output, then the gate checks the run selected: the symbol's gates, tested
-    at the Bonferroni level of the model types competing for it (as model_selection judges them)."""
+    """The record as the asset's output, then the gate checks the run selected: the symbol's gates
+    (`config`: its strategy), tested at the Bonferroni level of the model types competing for it (as
+    model_selection judges them)."""
     yield dg.Output(record.to_stored(), output_name=name, metadata=metadata)
     selected = {key.name for key in context.selected_asset_check_keys}
-    symbol = context.partition_key
-    checks = _gate_results(record, strategy.for_symbol(symbol).gates, strategy.competing_models(symbol))
+    checks = _gate_results(record, config.gates, competing_models(config, base))
     yield from (check for check in checks if check.check_name in selected)
 
 
@@ -246,7 +252,8 @@ def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         features: pd.DataFrame,
     ):
         symbol = context.partition_key
-        config = strategy.for_symbol(symbol)
+        base = strategy.load()
+        config = base.for_symbol(symbol)
         if not spec.is_enabled(config.models):
             yield disabled_output(context, name, DISABLED)
             return
@@ -269,7 +276,7 @@ def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                 features=features,
             ),
         )
-        yield from model_outputs(context, name, record, strategy, metadata)
+        yield from model_outputs(context, name, record, config, base, metadata)
 
     return _model
 

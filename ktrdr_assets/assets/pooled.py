@@ -76,6 +76,7 @@ def _summary_metadata(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
     rows, left_out, no_evidence = [], [], []
     for model_type, summary in summaries.items():
         symbols = ", ".join(summary.get("symbols", {})) or "-"
+        evidence = summary.get("evidence") or {}
         rows.append(
             (
                 model_type,
@@ -84,13 +85,12 @@ def _summary_metadata(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 summary.get("details", {}).get("epochs_run"),
                 summary.get("mean_epoch_seconds"),
                 summary.get("duration_s"),
-                len((summary.get("evidence") or {}).get("with_evidence", ())),
-                (summary.get("evidence") or {}).get("seconds"),
+                len(evidence.get("with_evidence", ())),
+                evidence.get("seconds"),
                 summary.get("reason") or summary.get("error") or "",
             )
         )
-        without = (summary.get("evidence") or {}).get("without_evidence", {})
-        no_evidence += [(model_type, symbol, why) for symbol, why in without.items()]
+        no_evidence += [(model_type, symbol, why) for symbol, why in evidence.get("without_evidence", {}).items()]
         left_out += [(model_type, symbol, why) for symbol, why in summary.get("excluded", {}).items()]
     header = ["type", "status", "symbols", "epochs", "s / epoch", "training s", "with evidence", "walk-forward s"]
     header.append("note")
@@ -179,7 +179,8 @@ def build_pooled_model_asset(spec: PooledModelSpec) -> dg.AssetsDefinition:
         features: pd.DataFrame,
     ):
         symbol = context.partition_key
-        config, base = strategy.for_symbol(symbol), strategy.load()
+        base = strategy.load()
+        config = base.for_symbol(symbol)
         if not spec.is_enabled(base.models):
             yield disabled_output(context, name, f"{DISABLED} (models.pooled)")
             return
@@ -223,7 +224,7 @@ def build_pooled_model_asset(spec: PooledModelSpec) -> dg.AssetsDefinition:
         metadata["pooled_evidence"] = evidence_status(summary, symbol)
         if pooled["asset_embedding"] != "trained":
             context.log.warning(f"{symbol} was not in the pooled training: scored through the unknown-asset row")
-        yield from model_outputs(context, name, record, strategy, metadata)
+        yield from model_outputs(context, name, record, config, base, metadata)
 
     return _evaluate
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from ktrdr_assets.assets.manifest_inputs import MANIFEST_POOL, manifest_path, rebuild_deployment_manifest
 from ktrdr_assets.core.config.errors import StrategyError
+from ktrdr_assets.core.config.schema import StrategyConfig
 from ktrdr_assets.core.data.calendar import infer_market
 from ktrdr_assets.core.data.signals import Signal
 from ktrdr_assets.core.data.splits import TemporalSplits
@@ -23,7 +24,12 @@ from ktrdr_assets.core.models.run_folder import RunFolder
 from ktrdr_assets.core.models.training_runs import config_fingerprint, splits_fingerprint
 from ktrdr_assets.core.selection.backtest import periods_per_year_for_market, run_backtest
 from ktrdr_assets.core.selection.candidate_backtests import oof_backtests
-from ktrdr_assets.core.selection.candidates import current_candidates
+from ktrdr_assets.core.selection.candidates import (
+    competing_models,
+    current_candidates,
+    disabled_types,
+    trained_with,
+)
 from ktrdr_assets.core.selection.decision import apply_decision_rule
 from ktrdr_assets.core.selection.manifest import selection_criteria
 from ktrdr_assets.core.selection.selector import evidence_figures, select_model
@@ -47,12 +53,13 @@ def latest_records(symbol: str) -> dict[str, dict[str, Any] | None]:
     return records | {model_type: record for model_type, record in pooled.items() if record is not None}
 
 
-def _config_fingerprints(strategy: StrategyResource, symbol: str) -> dict[str, str | None]:
+def _config_fingerprints(config: StrategyConfig, base: StrategyConfig) -> dict[str, str | None]:
+    """{model type: the fingerprint of the config it is trained and judged with now, or None when invalid}."""
     out: dict[str, str | None] = {}
     for spec in candidate_specs():
-        models, seed, evaluation = strategy.models_for(symbol, spec)
+        own = trained_with(spec, config, base)
         try:
-            out[spec.model_type] = config_fingerprint(spec.parse_config(models), seed, evaluation)
+            out[spec.model_type] = config_fingerprint(spec.parse_config(own.models), own.seed, own.evaluation)
         except StrategyError:
             out[spec.model_type] = None
     return out
@@ -130,13 +137,14 @@ def model_selection(
     """Note 002's ModelSelector on the walk-forward evidence: gate-passing models scored by out-of-fold
     accuracy - penalty x mean fold gap; every candidate's out-of-fold backtest and deflated Sharpe ratio."""
     symbol = context.partition_key
-    config = strategy.for_symbol(symbol)
+    base = strategy.load()
+    config = base.for_symbol(symbol)
     records = latest_records(symbol)
     candidates, excluded = current_candidates(
         records,
         splits_fingerprint(temporal_splits),
-        _config_fingerprints(strategy, symbol),
-        strategy.disabled_types(symbol),
+        _config_fingerprints(config, base),
+        disabled_types(config, base),
     )
     trained = {name: result for name, result in candidates.items() if result is not None}
     calendar = calendar_for(symbol, config, ohlcv)
@@ -149,7 +157,7 @@ def model_selection(
         trials["total"],
     )
     sharpe = {name: entry["sharpe"] for name, entry in backtests.items()}
-    competing = strategy.competing_models(symbol)
+    competing = competing_models(config, base)
     selection = select_model(symbol, candidates, config.gates, n_models=competing, sharpe=sharpe)
     selection["selection_criteria"] = selection_criteria(config.gates)  # this symbol's own gates, for the manifest
     for name, reason in excluded.items():

@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ktrdr_assets.assets.pooled import POOLED_MODELS
     from ktrdr_assets.core.models.registry import candidate_specs, pooled_specs
+    from ktrdr_assets.core.selection.candidates import competing_models, disabled_types
     from ktrdr_assets.core.selection.gates import evaluate_gates
     from ktrdr_assets.core.util.markdown import markdown_table
     from ktrdr_assets.definitions import defs
@@ -150,20 +151,21 @@ def main(argv: list[str] | None = None) -> int:
         walls.append(f"<!-- pooled models over {len(symbols)} symbols: {wall:.0f} s wall -->")
         for symbol in symbols:
             execute(SELECT_JOB, symbol)
-            gates = resource.for_symbol(symbol).gates
+            base = resource.load()
+            config = base.for_symbol(symbol)
+            disabled, competing = disabled_types(config, base), competing_models(config, base)
             selected = (read_asset_if_present("model_selection", symbol) or {}).get("selected_model")
             for spec in candidate_specs():
                 record = read_asset_if_present(spec.asset_name, symbol)
                 if record is None:
-                    if spec.is_enabled(resource.load().models):
+                    if spec.model_type not in disabled:
                         status = "not evaluated" if spec.model_type in pooled_types else "failed"
                         rows.append((symbol, spec.display_name, *[status] * 13))
                     continue
                 result = results[symbol, spec.model_type] = record["result"]
                 evidence = result.get("evidence") or {}
                 oof = evidence.get("oof", {})
-                competing = resource.competing_models(symbol)
-                failed = [g.name for g in evaluate_gates(result, gates, competing) if not g.passed]
+                failed = [g.name for g in evaluate_gates(result, config.gates, competing) if not g.passed]
                 pooled = result.get("pooled")
                 if pooled:  # the one network's final fit and pooled walk-forward, over every symbol
                     seconds = pooled["training_seconds"] + (pooled.get("walk_forward_seconds") or 0.0)

@@ -58,7 +58,8 @@ def model_selection(symbol: str, strategy_path: Path | None = None) -> dict[str,
     path = strategy_path or default_strategy_path()
     try:
         base = load_strategy(path)
-        gates, competing = base.for_symbol(symbol).gates, competing_models(base, symbol)
+        config = base.for_symbol(symbol)
+        gates, competing = config.gates, competing_models(config, base)
     except StrategyError as err:
         raise StoreUnavailable(f"strategy {path}: {one_line(err)}") from None
     chosen = selection.get("selected_model")

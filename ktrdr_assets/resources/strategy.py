@@ -6,12 +6,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from ktrdr_assets.core.config.evaluation import EvaluationConfig
 from ktrdr_assets.core.config.loader import load_strategy
-from ktrdr_assets.core.config.models import ModelsConfig
 from ktrdr_assets.core.config.schema import StrategyConfig
-from ktrdr_assets.core.models.spec import ModelSpec
-from ktrdr_assets.core.selection.candidates import competing_models, disabled_types, settings_for
 from ktrdr_assets.paths import PROJECT_ROOT, default_strategy_path
 
 
@@ -30,15 +26,3 @@ class StrategyResource(dg.ConfigurableResource):
     def for_symbol(self, symbol: str) -> StrategyConfig:
         """The validated strategy with this symbol's overrides merged in."""
         return self.load().for_symbol(symbol)
-
-    def models_for(self, symbol: str, spec: ModelSpec) -> tuple[ModelsConfig, int, EvaluationConfig]:
-        """(models, seed, walk-forward settings) of `spec` for `symbol` (core/selection/candidates.py)."""
-        return settings_for(self.load(), symbol, spec)
-
-    def disabled_types(self, symbol: str) -> set[str]:
-        """The candidate model types the strategy switched off for `symbol`."""
-        return disabled_types(self.load(), symbol)
-
-    def competing_models(self, symbol: str) -> int:
-        """The Bonferroni count of `symbol`'s gates (core/selection/candidates.py `competing_models`)."""
-        return competing_models(self.load(), symbol)

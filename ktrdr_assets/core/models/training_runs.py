@@ -29,7 +29,7 @@ from ktrdr_assets.core.models.run_record import TrainingRecord
 from ktrdr_assets.core.models.spec import ModelSpec
 from ktrdr_assets.core.selection.decision import apply_decision_rule, choose_decision_rule, predicted_shares
 from ktrdr_assets.core.selection.significance import accuracy_significance, persistence_predictions
-from ktrdr_assets.core.selection.walk_forward import WalkForwardResult, evaluation_purge, walk_forward
+from ktrdr_assets.core.selection.walk_forward import SymbolSeries, WalkForwardResult, walk_forward
 from ktrdr_assets.core.training.alerts import evaluate_alerts
 from ktrdr_assets.core.training.analytics_export import export_run, final_analysis
 from ktrdr_assets.core.training.tracking import NullTracker, Tracker
@@ -322,6 +322,7 @@ def train_model(
     wf_seconds = 0.0
     wf = evidence_result
     if wf is None and features is not None and spec.fits_per_fold:
+        series = SymbolSeries.of(features, splits, strategy)
         try:
             wf = walk_forward(
                 spec,
@@ -329,9 +330,9 @@ def train_model(
                 features,
                 splits.feature_names,
                 strategy,
-                evidence_rows=splits.row_positions["validation"][1] + 1,
-                purge=evaluation_purge(strategy.evaluation, splits.purge_bars, splits.lookahead),
-                lookahead=splits.lookahead,
+                evidence_rows=series.evidence_rows,
+                purge=series.purge,
+                lookahead=series.lookahead,
                 run_info=info,
                 run_dir=folder.path,
                 progress=progress,

@@ -10,33 +10,31 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from ktrdr_assets.core.config.evaluation import EvaluationConfig
-from ktrdr_assets.core.config.models import ModelsConfig
 from ktrdr_assets.core.config.schema import StrategyConfig
+from ktrdr_assets.core.models.pooled import pooled_strategy
 from ktrdr_assets.core.models.pooled_net import PooledModelSpec
 from ktrdr_assets.core.models.registry import candidate_specs, get_spec
 from ktrdr_assets.core.models.spec import ModelSpec
 
 
-def settings_for(base: StrategyConfig, symbol: str, spec: ModelSpec) -> tuple[ModelsConfig, int, EvaluationConfig]:
-    """(models, seed, walk-forward settings) a model of `spec` is trained and judged with for `symbol`: the
-    symbol's (`base` with its overrides); for the one pooled network of all symbols, the base strategy's
-    (what its per-symbol record is fingerprinted with: core/models/pooled.py `pooled_strategy`)."""
-    if isinstance(spec, PooledModelSpec):
-        return base.models, base.seed, base.evaluation
-    config = base.for_symbol(symbol)
-    return config.models, config.seed, config.evaluation
+def trained_with(spec: ModelSpec, config: StrategyConfig, base: StrategyConfig) -> StrategyConfig:
+    """The strategy a model of `spec` is trained and judged with for a symbol whose strategy is `config`
+    (`base` with its overrides): `config` itself; for the one pooled network of all symbols, `config` with
+    the base strategy's models, seed and walk-forward settings (core/models/pooled.py `pooled_strategy`)."""
+    return pooled_strategy(config, base) if isinstance(spec, PooledModelSpec) else config
 
 
-def disabled_types(base: StrategyConfig, symbol: str) -> set[str]:
-    """The candidate model types the strategy switched off for `symbol`."""
-    return {spec.model_type for spec in candidate_specs() if not spec.is_enabled(settings_for(base, symbol, spec)[0])}
+def disabled_types(config: StrategyConfig, base: StrategyConfig) -> set[str]:
+    """The candidate model types the strategy switched off for the symbol whose strategy is `config`."""
+    return {
+        spec.model_type for spec in candidate_specs() if not spec.is_enabled(trained_with(spec, config, base).models)
+    }
 
 
-def competing_models(base: StrategyConfig, symbol: str) -> int:
-    """How many model types compete for `symbol`, the Bonferroni count of its gates: every candidate type,
-    per-symbol and pooled, that the strategy has not switched off (at least 1)."""
-    return max(1, len(candidate_specs()) - len(disabled_types(base, symbol)))
+def competing_models(config: StrategyConfig, base: StrategyConfig) -> int:
+    """How many model types compete for the symbol whose strategy is `config`, the Bonferroni count of its
+    gates: every candidate type, per-symbol and pooled, that the strategy has not switched off (at least 1)."""
+    return max(1, len(candidate_specs()) - len(disabled_types(config, base)))
 
 
 def current_candidates(

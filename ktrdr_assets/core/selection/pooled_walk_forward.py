@@ -44,14 +44,13 @@ import pandas as pd
 
 from ktrdr_assets.core.config.models import AnalyticsConfig
 from ktrdr_assets.core.config.schema import StrategyConfig
-from ktrdr_assets.core.data.splits import TemporalSplits
 from ktrdr_assets.core.models.base import FitContext
 from ktrdr_assets.core.models.persistence import save_json
 from ktrdr_assets.core.selection.walk_forward import (
     Fold,
     FoldData,
+    SymbolSeries,
     WalkForwardResult,
-    evaluation_purge,
     fold_between,
     fold_config,
     fold_line,
@@ -68,30 +67,6 @@ if TYPE_CHECKING:
 EVIDENCE_DIR = "walk_forward"
 OOF_FILE = "oof.parquet"
 EVIDENCE_FILE = "evidence.json"
-
-
-@dataclass(frozen=True)
-class SymbolSeries:
-    """One symbol's unscaled features frame and where its evidence region ends (rows before the holdout)."""
-
-    features: pd.DataFrame
-    evidence_rows: int
-    purge: int
-    lookahead: int
-
-    @classmethod
-    def of(cls, features: pd.DataFrame, splits: TemporalSplits, strategy: StrategyConfig) -> SymbolSeries:
-        """The series the per-symbol walk-forward of the same symbol would use (same rows, same purge)."""
-        return cls(
-            features=features,
-            evidence_rows=splits.row_positions["validation"][1] + 1,
-            purge=evaluation_purge(strategy.evaluation, splits.purge_bars, splits.lookahead),
-            lookahead=splits.lookahead,
-        )
-
-    @property
-    def index(self) -> pd.DatetimeIndex:
-        return self.features.index[: self.evidence_rows]
 
 
 @dataclass

@@ -44,6 +44,7 @@ from ktrdr_assets.core.data.augmentation import augment_train_set
 from ktrdr_assets.core.data.labels import LABEL
 from ktrdr_assets.core.data.scaling import FeatureScaler
 from ktrdr_assets.core.data.signals import CLASS_NAMES
+from ktrdr_assets.core.data.splits import TemporalSplits
 from ktrdr_assets.core.models.base import FitContext, FittedModel, SplitArrays
 from ktrdr_assets.core.models.spec import ModelSpec
 from ktrdr_assets.core.selection.decision import apply_decision_rule, choose_decision_rule, predicted_shares
@@ -79,6 +80,31 @@ def evaluation_purge(config: EvaluationConfig, splits_purge: int, lookahead: int
     """The gap between a fold's parts: `config.purge_bars` or the splits' gap, never below the lookahead."""
     requested = splits_purge if config.purge_bars is None else config.purge_bars
     return max(int(requested), int(lookahead))
+
+
+@dataclass(frozen=True)
+class SymbolSeries:
+    """One symbol's unscaled features frame and its walk-forward's evidence region (the rows before the
+    holdout), purge gap and label lookahead: what the per-symbol and the pooled walk-forwards read."""
+
+    features: pd.DataFrame
+    evidence_rows: int
+    purge: int
+    lookahead: int
+
+    @classmethod
+    def of(cls, features: pd.DataFrame, splits: TemporalSplits, strategy: StrategyConfig) -> SymbolSeries:
+        """The series of `features`, the frame `splits` was cut from, under `strategy`'s evaluation settings."""
+        return cls(
+            features=features,
+            evidence_rows=splits.row_positions["validation"][1] + 1,
+            purge=evaluation_purge(strategy.evaluation, splits.purge_bars, splits.lookahead),
+            lookahead=splits.lookahead,
+        )
+
+    @property
+    def index(self) -> pd.DatetimeIndex:
+        return self.features.index[: self.evidence_rows]
 
 
 def fold_between(number: int, a: int, b: int, window_rows: int, config: EvaluationConfig, purge: int) -> Fold:

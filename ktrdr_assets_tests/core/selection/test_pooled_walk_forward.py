@@ -26,13 +26,13 @@ from ktrdr_assets.core.models.registry import get_spec
 from ktrdr_assets.core.selection import pooled_walk_forward as pwf
 from ktrdr_assets.core.selection.gates import NO_EVIDENCE, evaluate_gates, passes_all
 from ktrdr_assets.core.selection.pooled_walk_forward import (
-    SymbolSeries,
     calendar_edges,
     load_pooled_evidence,
     plan_symbol_folds,
     pooled_walk_forward,
 )
 from ktrdr_assets.core.selection.selector import select_model
+from ktrdr_assets.core.selection.walk_forward import SymbolSeries
 from ktrdr_assets_tests.helpers import TINY, evidence_result, inputs_from_bars, write_strategy
 
 DAY = pd.Timedelta(days=1)
